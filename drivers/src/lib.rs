@@ -1,1 +1,7 @@
+//! Platform devices the hypervisor itself drives.
+//!
+//! Today: the serial console on COM1 behind the `log` crate. ACPI, timers and PCI
+//! arrive with later work.
 #![cfg_attr(not(test), no_std)]
+
+pub mod console;

@@ -1,5 +1,8 @@
-//! The Ferrovisor image. On the host this file builds a stub that says how to build the
-//! real thing, so `cargo build`/`cargo test` of the whole workspace work on a workstation.
+//! The Ferrovisor image: boot sequence from the 32-bit entry's hand-off to an idle
+//! hypervisor that owns every byte of memory.
+//!
+//! On the host this file builds a stub that says how to build the real thing, so
+//! `cargo build`/`cargo test` of the whole workspace work on a workstation.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(not(target_os = "none"))]
@@ -9,7 +12,21 @@ fn main() {
 }
 
 #[cfg(target_os = "none")]
+extern crate alloc;
+
+#[cfg(target_os = "none")]
+mod fatal;
+#[cfg(target_os = "none")]
+mod memory;
+#[cfg(target_os = "none")]
+mod platform;
+#[cfg(all(target_os = "none", feature = "selftest"))]
+mod selftest;
+#[cfg(target_os = "none")]
+mod start;
+
+#[cfg(target_os = "none")]
 #[panic_handler]
-fn panic(_: &core::panic::PanicInfo) -> ! {
-    loop {}
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    fatal::panic(info)
 }

@@ -1,0 +1,364 @@
+//! Taking ownership of physical memory at boot: the hypervisor's own page tables (W^X
+//! image, direct map, no page 0, unmapped stack guards), the buddy frame allocator, and
+//! the heap behind `alloc`.
+//!
+//! Order matters, because each step needs the one before:
+//! 1. An early bump allocator, on a window below 4 GiB that the boot structures and
+//!    modules do not use, supplies page-table frames while the 32-bit entry's identity
+//!    map of 0..4 GiB is still live (so a frame's physical address is also its address).
+//! 2. The new tables are loaded. The identity map is gone: from here physical memory is
+//!    reached only through the direct map at [`DIRECT_MAP_BASE`].
+//! 3. The buddy allocator's metadata is carved out of RAM (reached through the direct
+//!    map), and the allocator takes every usable frame except the image, modules, boot
+//!    structures, the first MiB, the page tables and its own metadata.
+//! 4. The heap is one block from the buddy allocator.
+
+use core::ops::Range;
+
+use ferrovisor::mm::{BuddyAllocator, BumpAllocator, FRAME_SIZE, FrameMeta, pick_early_range};
+use ferrovisor_boot::{BootInfo, MemoryKind};
+use linked_list_allocator::LockedHeap;
+use spin::Mutex;
+use x86_64::registers::control::{Cr3, Cr3Flags};
+use x86_64::structures::paging::mapper::MapToError;
+use x86_64::structures::paging::{
+    FrameAllocator, Mapper, OffsetPageTable, Page, PageSize, PageTable, PageTableFlags, PhysFrame,
+    Size1GiB, Size2MiB, Size4KiB,
+};
+use x86_64::{PhysAddr, VirtAddr};
+
+/// Base of the direct map: physical address `p` is reachable at `DIRECT_MAP_BASE + p`.
+/// PML4 slot 256, the first of the upper half, as in Xen and Linux.
+pub const DIRECT_MAP_BASE: u64 = 0xffff_8000_0000_0000;
+
+/// Bytes the early bump allocator may spend on page tables: 4 MiB covers a direct map of
+/// 2 TiB even without 1 GiB pages.
+const EARLY_PAGE_TABLE_BUDGET: u64 = 4 << 20;
+/// The early identity map covers 0..4 GiB.
+const EARLY_IDENTITY_LIMIT: u64 = 4 << 30;
+/// Heap size; the heap serves hypervisor bookkeeping, never guest memory.
+const HEAP_ORDER: u8 = 12; // 16 MiB
+const MIN_HEAP_ORDER: u8 = 8; // 1 MiB, for small machines
+
+#[global_allocator]
+static HEAP: LockedHeap = LockedHeap::empty();
+
+/// The frame allocator, once [`init`] has run.
+pub static FRAMES: Mutex<Option<BuddyAllocator<'static>>> = Mutex::new(None);
+
+/// What [`init`] set up, for the banner.
+pub struct MemorySummary {
+    pub ram_bytes: u64,
+    pub usable_bytes: u64,
+    pub free_bytes: u64,
+    pub heap_bytes: u64,
+    pub page_table_bytes: u64,
+    pub metadata_bytes: u64,
+}
+
+/// Why memory could not be set up.
+#[derive(Debug)]
+pub enum MemoryError {
+    TooManyRanges,
+    NoEarlyWindow,
+    PageTables(&'static str),
+    NoMetadataWindow { bytes: u64 },
+    Allocator(ferrovisor::mm::FrameError),
+    NoHeap,
+}
+
+impl core::fmt::Display for MemoryError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::TooManyRanges => f.write_str("too many memory ranges to track"),
+            Self::NoEarlyWindow => f.write_str(
+                "no free 4 MiB window below 4 GiB for the initial page tables",
+            ),
+            Self::PageTables(what) => write!(f, "building the page tables failed: {what}"),
+            Self::NoMetadataWindow { bytes } => {
+                write!(f, "no free window of {bytes} bytes for frame-allocator metadata")
+            }
+            Self::Allocator(e) => write!(f, "frame allocator: {e:?}"),
+            Self::NoHeap => f.write_str("no free block for the hypervisor heap"),
+        }
+    }
+}
+
+/// Fixed-size list of ranges (no heap exists yet).
+struct Ranges {
+    items: [Range<u64>; 192],
+    len: usize,
+}
+
+impl Ranges {
+    const fn new() -> Self {
+        Self { items: [const { 0..0 }; 192], len: 0 }
+    }
+    fn push(&mut self, range: Range<u64>) -> Result<(), MemoryError> {
+        if range.start >= range.end {
+            return Ok(());
+        }
+        let slot = self.items.get_mut(self.len).ok_or(MemoryError::TooManyRanges)?;
+        *slot = range;
+        self.len += 1;
+        Ok(())
+    }
+    fn as_slice(&self) -> &[Range<u64>] {
+        &self.items[..self.len]
+    }
+}
+
+unsafe extern "C" {
+    static __image_start: u8;
+    static __text_end: u8;
+    static __rodata_end: u8;
+    static __image_end: u8;
+}
+
+fn symbol(address: *const u8) -> u64 {
+    address as u64
+}
+
+/// The image's extent and section boundaries, from the linker script.
+struct ImageLayout {
+    start: u64,
+    text_end: u64,
+    rodata_end: u64,
+    end: u64,
+}
+
+impl ImageLayout {
+    fn get() -> Self {
+        Self {
+            start: symbol(&raw const __image_start),
+            text_end: symbol(&raw const __text_end),
+            rodata_end: symbol(&raw const __rodata_end),
+            end: symbol(&raw const __image_end),
+        }
+    }
+
+    /// W^X: text is read+execute, rodata read-only, data and bss read+write, never
+    /// executable.
+    fn flags_for(&self, address: u64) -> PageTableFlags {
+        let base = PageTableFlags::PRESENT | PageTableFlags::GLOBAL;
+        if address < self.text_end {
+            base
+        } else if address < self.rodata_end {
+            base | PageTableFlags::NO_EXECUTE
+        } else {
+            base | PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE
+        }
+    }
+}
+
+/// Pages of the image left unmapped so that running off a stack faults.
+fn guard_pages() -> [u64; 4] {
+    let [df, nmi, mc] = ferrovisor_arch::descriptors::guard_pages();
+    [ferrovisor_boot::entry::boot_stack().0, df, nmi, mc]
+}
+
+struct EarlyFrames<'a>(&'a mut BumpAllocator);
+
+// SAFETY: the bump allocator hands out each frame of its window once; the window was
+// chosen inside usable RAM, outside every reserved range, and below 4 GiB so the early
+// identity map reaches it.
+unsafe impl FrameAllocator<Size4KiB> for EarlyFrames<'_> {
+    fn allocate_frame(&mut self) -> Option<PhysFrame<Size4KiB>> {
+        let paddr = self.0.alloc_frame()?;
+        // SAFETY: the frame is ours (see the impl's SAFETY) and identity-mapped; a page
+        // table must start zeroed.
+        unsafe { core::ptr::write_bytes(paddr as *mut u8, 0, FRAME_SIZE as usize) };
+        PhysFrame::from_start_address(PhysAddr::new(paddr)).ok()
+    }
+}
+
+/// Takes over memory as described in the module comment.
+pub fn init(boot: &BootInfo) -> Result<MemorySummary, MemoryError> {
+    let image = ImageLayout::get();
+
+    let mut usable = Ranges::new();
+    for region in boot.memory_map.iter().filter(|r| r.kind == MemoryKind::Usable) {
+        usable.push(region.start..region.end())?;
+    }
+    let mut reserved = Ranges::new();
+    reserved.push(image.start..image.end)?;
+    for range in boot.occupied_ranges() {
+        reserved.push(range.start..range.end)?;
+    }
+
+    // 1-2: page tables from the early window, then switch.
+    let window = pick_early_range(
+        usable.as_slice(),
+        reserved.as_slice(),
+        EARLY_PAGE_TABLE_BUDGET,
+        EARLY_IDENTITY_LIMIT,
+    )
+    .ok_or(MemoryError::NoEarlyWindow)?;
+    let mut bump = BumpAllocator::new(window.clone());
+    build_and_load_page_tables(boot, &image, &mut bump)?;
+    reserved.push(bump.used())?;
+
+    // 3: buddy allocator with metadata reached through the direct map.
+    let entries = BuddyAllocator::metadata_len(usable.as_slice());
+    let metadata_bytes = (entries * core::mem::size_of::<FrameMeta>()) as u64;
+    let metadata_window = pick_early_range(
+        usable.as_slice(),
+        reserved.as_slice(),
+        metadata_bytes.div_ceil(FRAME_SIZE) * FRAME_SIZE,
+        u64::MAX,
+    )
+    .ok_or(MemoryError::NoMetadataWindow { bytes: metadata_bytes })?;
+    reserved.push(metadata_window.clone())?;
+    let metadata_ptr = phys_to_virt(metadata_window.start) as *mut FrameMeta;
+    // SAFETY: the window is usable RAM that nothing else owns (outside every reserved
+    // range, now reserved itself), mapped read-write by the direct map just loaded, and
+    // large enough for `entries` FrameMeta; FrameMeta is plain integers, so writing
+    // UNUSED into each entry before forming the slice leaves it fully initialised.
+    let metadata: &'static mut [FrameMeta] = unsafe {
+        for i in 0..entries {
+            metadata_ptr.add(i).write(FrameMeta::UNUSED);
+        }
+        core::slice::from_raw_parts_mut(metadata_ptr, entries)
+    };
+    let mut frames = BuddyAllocator::new(metadata, usable.as_slice(), reserved.as_slice())
+        .map_err(MemoryError::Allocator)?;
+
+    // 4: the heap.
+    let (heap_paddr, heap_order) = (MIN_HEAP_ORDER..=HEAP_ORDER)
+        .rev()
+        .find_map(|order| frames.alloc(order).map(|paddr| (paddr, order)))
+        .ok_or(MemoryError::NoHeap)?;
+    let heap_bytes = FRAME_SIZE << heap_order;
+    // SAFETY: the block was just handed to us by the frame allocator, is mapped
+    // read-write through the direct map, and is never freed: the heap owns it for good.
+    unsafe { HEAP.lock().init(phys_to_virt(heap_paddr) as *mut u8, heap_bytes as usize) };
+
+    let summary = MemorySummary {
+        ram_bytes: boot.ram_bytes(),
+        usable_bytes: boot.usable_bytes(),
+        free_bytes: frames.free_frames() * FRAME_SIZE,
+        heap_bytes,
+        page_table_bytes: bump.used().end - bump.used().start,
+        metadata_bytes,
+    };
+    *FRAMES.lock() = Some(frames);
+    Ok(summary)
+}
+
+/// The direct-map address of physical address `paddr`.
+pub const fn phys_to_virt(paddr: u64) -> u64 {
+    DIRECT_MAP_BASE + paddr
+}
+
+fn build_and_load_page_tables(
+    boot: &BootInfo,
+    image: &ImageLayout,
+    bump: &mut BumpAllocator,
+) -> Result<(), MemoryError> {
+    let mut frames = EarlyFrames(bump);
+    let root = frames.allocate_frame().ok_or(MemoryError::PageTables("out of early frames"))?;
+    // SAFETY: `root` is a zeroed frame we own, identity-mapped (offset 0) like every
+    // frame `frames` returns; nothing else references it.
+    let mut tables = unsafe {
+        OffsetPageTable::new(&mut *(root.start_address().as_u64() as *mut PageTable), VirtAddr::new(0))
+    };
+
+    // The image at its physical address, page by page, W^X, guards left out. Nothing
+    // else goes in the lower half, so page 0 stays unmapped and null dereferences fault.
+    let guards = guard_pages();
+    let mut address = image.start;
+    while address < image.end {
+        if !guards.contains(&address) {
+            map::<Size4KiB>(&mut tables, &mut frames, address, address, image.flags_for(address))?;
+        }
+        address += Size4KiB::SIZE;
+    }
+
+    // The direct map: every RAM-like range (rounded out to pages and merged so no page
+    // is mapped twice), with the largest pages alignment allows.
+    let mut ram = Ranges::new();
+    for region in boot.memory_map.iter().filter(|r| {
+        matches!(r.kind, MemoryKind::Usable | MemoryKind::AcpiReclaimable | MemoryKind::AcpiNvs)
+    }) {
+        ram.push(region.start & !(FRAME_SIZE - 1)..region.end().div_ceil(FRAME_SIZE) * FRAME_SIZE)?;
+    }
+    for module in boot.modules.iter() {
+        ram.push(module.start & !(FRAME_SIZE - 1)..module.end.div_ceil(FRAME_SIZE) * FRAME_SIZE)?;
+    }
+    let ram_len = ram.len;
+    let merged = merge_sorted(&mut ram.items[..ram_len]);
+    let huge = ferrovisor_arch::cpu::has_1gib_pages();
+    let flags = PageTableFlags::PRESENT
+        | PageTableFlags::WRITABLE
+        | PageTableFlags::NO_EXECUTE
+        | PageTableFlags::GLOBAL;
+    for range in &ram.items[..merged] {
+        let mut paddr = range.start;
+        while paddr < range.end {
+            let left = range.end - paddr;
+            let vaddr = phys_to_virt(paddr);
+            if huge && paddr % Size1GiB::SIZE == 0 && left >= Size1GiB::SIZE {
+                map::<Size1GiB>(&mut tables, &mut frames, vaddr, paddr, flags)?;
+                paddr += Size1GiB::SIZE;
+            } else if paddr % Size2MiB::SIZE == 0 && left >= Size2MiB::SIZE {
+                map::<Size2MiB>(&mut tables, &mut frames, vaddr, paddr, flags)?;
+                paddr += Size2MiB::SIZE;
+            } else {
+                map::<Size4KiB>(&mut tables, &mut frames, vaddr, paddr, flags)?;
+                paddr += Size4KiB::SIZE;
+            }
+        }
+    }
+
+    // SAFETY: the new tables map the running code (image text, identity), the stack
+    // we are on (image bss) and all RAM through the direct map; CR4.PGE-governed global
+    // entries are flushed by the CR3 write as the tables themselves change. Nothing
+    // after this uses an identity address outside the image.
+    unsafe { Cr3::write(root, Cr3Flags::empty()) };
+    Ok(())
+}
+
+fn map<S: PageSize>(
+    tables: &mut OffsetPageTable<'_>,
+    frames: &mut EarlyFrames<'_>,
+    vaddr: u64,
+    paddr: u64,
+    flags: PageTableFlags,
+) -> Result<(), MemoryError>
+where
+    for<'a> OffsetPageTable<'a>: Mapper<S>,
+{
+    let page = Page::<S>::from_start_address(VirtAddr::new(vaddr))
+        .map_err(|_| MemoryError::PageTables("unaligned page"))?;
+    let frame = PhysFrame::<S>::from_start_address(PhysAddr::new(paddr))
+        .map_err(|_| MemoryError::PageTables("unaligned frame"))?;
+    let parent_flags = PageTableFlags::PRESENT | PageTableFlags::WRITABLE;
+    // SAFETY: the tables are not live yet (CR3 still holds the early tables), so no
+    // existing access can be invalidated; each page is mapped once (ranges are merged).
+    unsafe { tables.map_to_with_table_flags(page, frame, flags, parent_flags, frames) }
+        .map_err(|e| {
+            MemoryError::PageTables(match e {
+                MapToError::FrameAllocationFailed => "out of early frames",
+                MapToError::ParentEntryHugePage => "parent entry is a huge page",
+                MapToError::PageAlreadyMapped(_) => "page already mapped",
+            })
+        })?
+        .ignore(); // not live: nothing to flush
+    Ok(())
+}
+
+/// Sorts and merges overlapping or touching ranges in place; returns the merged count.
+fn merge_sorted(ranges: &mut [Range<u64>]) -> usize {
+    ranges.sort_unstable_by_key(|r| r.start);
+    let mut out = 0;
+    for i in 0..ranges.len() {
+        let r = ranges[i].clone();
+        if out > 0 && r.start <= ranges[out - 1].end {
+            ranges[out - 1].end = ranges[out - 1].end.max(r.end);
+        } else {
+            ranges[out] = r;
+            out += 1;
+        }
+    }
+    out
+}
