@@ -1,1 +1,2 @@
 #![cfg_attr(not(test), no_std)]
+pub mod mm;
