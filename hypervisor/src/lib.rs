@@ -1,2 +1,6 @@
+//! Ferrovisor's host-testable core: everything here is pure logic that `cargo test` runs
+//! on the development machine. The bare-metal boot sequence that uses it is in `main.rs`
+//! and its modules.
 #![cfg_attr(not(test), no_std)]
+
 pub mod mm;
