@@ -140,16 +140,18 @@ pub fn init_boot_cpu() {
         (gdt, Selectors { code, data, tss })
     });
     gdt.load();
-    // SAFETY: the selectors index descriptors of the GDT just loaded, whose code segment
-    // is a 64-bit ring-0 segment and whose data segment is writable; the TSS descriptor
-    // points at a 'static TSS. Loading them keeps executing the current code.
-    unsafe {
-        CS::set_reg(selectors.code);
-        SS::set_reg(selectors.data);
-        DS::set_reg(selectors.data);
-        ES::set_reg(selectors.data);
-        load_tss(selectors.tss);
-    }
+    // SAFETY: (for this and the three loads below) each selector indexes a descriptor of the GDT
+    // just loaded: a 64-bit ring-0 code segment, a writable data segment, and a TSS
+    // descriptor for a 'static TSS. Reloading them keeps executing the current code.
+    unsafe { CS::set_reg(selectors.code) };
+    // SAFETY: see above.
+    unsafe { SS::set_reg(selectors.data) };
+    // SAFETY: see above.
+    unsafe { DS::set_reg(selectors.data) };
+    // SAFETY: see above.
+    unsafe { ES::set_reg(selectors.data) };
+    // SAFETY: see above; the TSS descriptor is not busy (loaded once, at boot).
+    unsafe { load_tss(selectors.tss) };
 
     let idt = IDT.call_once(build_idt);
     idt.load();
@@ -166,12 +168,12 @@ fn build_idt() -> InterruptDescriptorTable {
         )*};
     }
     route!(
-        divide_error = 0, debug = 1, non_maskable_interrupt = 2, breakpoint = 3,
+        divide_error = 0, debug = 1, breakpoint = 3,
         overflow = 4, bound_range_exceeded = 5, invalid_opcode = 6,
-        device_not_available = 7, double_fault = 8, invalid_tss = 10,
+        device_not_available = 7, invalid_tss = 10,
         segment_not_present = 11, stack_segment_fault = 12,
         general_protection_fault = 13, page_fault = 14, x87_floating_point = 16,
-        alignment_check = 17, machine_check = 18, simd_floating_point = 19,
+        alignment_check = 17, simd_floating_point = 19,
         virtualization = 20, cp_protection_exception = 21, hv_injection_exception = 28,
         vmm_communication_exception = 29, security_exception = 30,
     );
@@ -181,24 +183,25 @@ fn build_idt() -> InterruptDescriptorTable {
             idt[vector].set_handler_addr(VirtAddr::new(trap_stub_address(vector)));
         }
     }
-    // SAFETY (for the three below): the IST indices name TSS slots that were set to the
-    // tops of dedicated stacks above.
-    unsafe {
-        idt.double_fault
-            .set_handler_addr(VirtAddr::new(trap_stub_address(VECTOR_DOUBLE_FAULT)))
-            .set_stack_index(IST_DOUBLE_FAULT);
-    }
+    // SAFETY: (for the three stack switches below) each index names a TSS slot set to
+    // the top of a dedicated, guarded stack in `init_boot_cpu`, and the handler
+    // addresses are the stubs set above.
+    let double_fault = unsafe {
+        idt.double_fault.set_handler_addr(VirtAddr::new(trap_stub_address(VECTOR_DOUBLE_FAULT)))
+    };
     // SAFETY: see above.
-    unsafe {
-        idt.non_maskable_interrupt
-            .set_handler_addr(VirtAddr::new(trap_stub_address(VECTOR_NMI)))
-            .set_stack_index(IST_NMI);
-    }
+    unsafe { double_fault.set_stack_index(IST_DOUBLE_FAULT) };
     // SAFETY: see above.
-    unsafe {
-        idt.machine_check
-            .set_handler_addr(VirtAddr::new(trap_stub_address(VECTOR_MACHINE_CHECK)))
-            .set_stack_index(IST_MACHINE_CHECK);
-    }
+    let nmi = unsafe {
+        idt.non_maskable_interrupt.set_handler_addr(VirtAddr::new(trap_stub_address(VECTOR_NMI)))
+    };
+    // SAFETY: see above.
+    unsafe { nmi.set_stack_index(IST_NMI) };
+    // SAFETY: see above.
+    let machine_check = unsafe {
+        idt.machine_check.set_handler_addr(VirtAddr::new(trap_stub_address(VECTOR_MACHINE_CHECK)))
+    };
+    // SAFETY: see above.
+    unsafe { machine_check.set_stack_index(IST_MACHINE_CHECK) };
     idt
 }

@@ -125,18 +125,34 @@ fn backtrace(rip: u64, mut rbp: u64) {
         out!("  #{depth:<2} {rip:#018x}\n");
         depth += 1;
     }
-    while depth < MAX_FRAMES && rbp != 0 && rbp % 8 == 0 && is_stack_range(rbp, 16) {
+    // Deep recursion (a stack overflow) repeats one return address: print it once with
+    // a count instead of filling the report with copies.
+    let mut last = 0;
+    let mut repeats = 0u64;
+    while depth < MAX_FRAMES && rbp != 0 && rbp.is_multiple_of(8) && is_stack_range(rbp, 16) {
         // SAFETY: [rbp, rbp+16) was just checked to lie on a mapped hypervisor stack.
-        let (next, ret) = unsafe { (*(rbp as *const u64), *((rbp + 8) as *const u64)) };
+        let [next, ret] = unsafe { *(rbp as *const [u64; 2]) };
         if ret == 0 {
             break;
         }
-        out!("  #{depth:<2} {ret:#018x}\n");
-        depth += 1;
+        if ret == last {
+            repeats += 1;
+        } else {
+            if repeats > 0 {
+                out!("      ... {repeats} more frame(s) at {last:#018x}\n");
+                repeats = 0;
+            }
+            out!("  #{depth:<2} {ret:#018x}\n");
+            depth += 1;
+            last = ret;
+        }
         if next <= rbp {
             break; // stacks grow down: a caller's frame is always higher
         }
         rbp = next;
+    }
+    if repeats > 0 {
+        out!("      ... {repeats} more frame(s) at {last:#018x}\n");
     }
 }
 

@@ -13,13 +13,14 @@
 //!    structures, the first MiB, the page tables and its own metadata.
 //! 4. The heap is one block from the buddy allocator.
 
+use core::mem::MaybeUninit;
 use core::ops::Range;
 
 use ferrovisor::mm::{BuddyAllocator, BumpAllocator, FRAME_SIZE, FrameMeta, pick_early_range};
 use ferrovisor_boot::{BootInfo, MemoryKind};
 use linked_list_allocator::LockedHeap;
 use spin::Mutex;
-use x86_64::registers::control::{Cr3, Cr3Flags};
+use x86_64::registers::control::{Cr3, Cr3Flags, Cr4, Cr4Flags};
 use x86_64::structures::paging::mapper::MapToError;
 use x86_64::structures::paging::{
     FrameAllocator, Mapper, OffsetPageTable, Page, PageSize, PageTable, PageTableFlags, PhysFrame,
@@ -209,17 +210,18 @@ pub fn init(boot: &BootInfo) -> Result<MemorySummary, MemoryError> {
     )
     .ok_or(MemoryError::NoMetadataWindow { bytes: metadata_bytes })?;
     reserved.push(metadata_window.clone())?;
-    let metadata_ptr = phys_to_virt(metadata_window.start) as *mut FrameMeta;
+    let metadata_ptr = phys_to_virt(metadata_window.start) as *mut MaybeUninit<FrameMeta>;
     // SAFETY: the window is usable RAM that nothing else owns (outside every reserved
-    // range, now reserved itself), mapped read-write by the direct map just loaded, and
-    // large enough for `entries` FrameMeta; FrameMeta is plain integers, so writing
-    // UNUSED into each entry before forming the slice leaves it fully initialised.
-    let metadata: &'static mut [FrameMeta] = unsafe {
-        for i in 0..entries {
-            metadata_ptr.add(i).write(FrameMeta::UNUSED);
-        }
-        core::slice::from_raw_parts_mut(metadata_ptr, entries)
-    };
+    // range, now reserved itself), mapped read-write by the direct map just loaded,
+    // suitably aligned (page-aligned) and large enough for `entries` FrameMeta.
+    let uninit: &'static mut [MaybeUninit<FrameMeta>] =
+        unsafe { core::slice::from_raw_parts_mut(metadata_ptr, entries) };
+    for entry in uninit.iter_mut() {
+        entry.write(FrameMeta::UNUSED);
+    }
+    // SAFETY: every element was initialised just above; MaybeUninit<T> has T's layout.
+    let metadata: &'static mut [FrameMeta] =
+        unsafe { &mut *(uninit as *mut [MaybeUninit<FrameMeta>] as *mut [FrameMeta]) };
     let mut frames = BuddyAllocator::new(metadata, usable.as_slice(), reserved.as_slice())
         .map_err(MemoryError::Allocator)?;
 
@@ -257,11 +259,12 @@ fn build_and_load_page_tables(
 ) -> Result<(), MemoryError> {
     let mut frames = EarlyFrames(bump);
     let root = frames.allocate_frame().ok_or(MemoryError::PageTables("out of early frames"))?;
-    // SAFETY: `root` is a zeroed frame we own, identity-mapped (offset 0) like every
-    // frame `frames` returns; nothing else references it.
-    let mut tables = unsafe {
-        OffsetPageTable::new(&mut *(root.start_address().as_u64() as *mut PageTable), VirtAddr::new(0))
-    };
+    // SAFETY: `root` is a zeroed frame we own, identity-mapped like every frame
+    // `frames` returns; nothing else references it.
+    let root_table = unsafe { &mut *(root.start_address().as_u64() as *mut PageTable) };
+    // SAFETY: while the early identity map is live, physical = virtual (offset 0) for
+    // every frame the tables will reference (all come from the bump window below 4 GiB).
+    let mut tables = unsafe { OffsetPageTable::new(root_table, VirtAddr::new(0)) };
 
     // The image at its physical address, page by page, W^X, guards left out. Nothing
     // else goes in the lower half, so page 0 stays unmapped and null dereferences fault.
@@ -315,6 +318,9 @@ fn build_and_load_page_tables(
     // entries are flushed by the CR3 write as the tables themselves change. Nothing
     // after this uses an identity address outside the image.
     unsafe { Cr3::write(root, Cr3Flags::empty()) };
+    // SAFETY: CR4.PGE only lets TLB entries of GLOBAL pages (the image and the direct
+    // map, identical in every address space the hypervisor will use) survive CR3 writes.
+    unsafe { Cr4::update(|flags| flags.insert(Cr4Flags::PAGE_GLOBAL)) };
     Ok(())
 }
 

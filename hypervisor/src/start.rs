@@ -4,12 +4,16 @@
 use ferrovisor_arch::cpu::{CpuIdentity, detect_virtualization};
 use ferrovisor_boot::cmdline::Options;
 use ferrovisor_boot::entry::ENTRY_PATH_PVH;
-use ferrovisor_boot::{BootInfo, EntryPath, PhysMemory};
+use ferrovisor_boot::{BootInfo, BootProtocol, EntryPath, PhysMemory};
+use spin::Mutex;
 use ferrovisor_drivers::console;
 use log::{info, warn};
 
 use crate::memory;
 use crate::platform::{ExitCode, stop};
+
+/// The boot description, filled once by `ferrovisor_main`.
+static BOOT_INFO: Mutex<BootInfo> = Mutex::new(BootInfo::empty(BootProtocol::Multiboot1));
 
 /// Boot-loader memory as seen through the 32-bit entry's identity map of 0..4 GiB, which
 /// is live until `memory::init` loads the hypervisor's own page tables.
@@ -39,10 +43,12 @@ extern "C" fn ferrovisor_main(entry_path: u32, eax: u32, ebx: u32) -> ! {
     ferrovisor_arch::descriptors::init_boot_cpu();
 
     let entry = if entry_path == ENTRY_PATH_PVH { EntryPath::Pvh } else { EntryPath::Multiboot };
-    let boot = match ferrovisor_boot::parse(entry, eax, ebx, &EarlyIdentityMemory) {
-        Ok(boot) => boot,
-        Err(error) => cannot_boot(format_args!("{error}")),
-    };
+    // The boot description is ~14 KiB: it is parsed in place into a static rather than
+    // returned on the 64 KiB boot stack. The guard is held for good (this never returns).
+    let mut boot = BOOT_INFO.lock();
+    if let Err(error) = ferrovisor_boot::parse_into(entry, eax, ebx, &EarlyIdentityMemory, &mut boot) {
+        cannot_boot(format_args!("{error}"));
+    }
     let options = Options::parse(boot.cmdline.as_str());
     if let Some(level) = options.loglvl {
         console::set_level(level);
@@ -83,7 +89,7 @@ fn report_options(options: &Options) {
         warn!("command line: unknown option '{}' ignored", unknown.as_str());
     }
     for invalid in options.invalid.iter() {
-        warn!("command line: invalid value in '{}' ignored", invalid.as_str());
+        warn!("command line: '{}' ignored: {}", invalid.word.as_str(), invalid.reason);
     }
 }
 
