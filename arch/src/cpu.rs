@@ -19,7 +19,13 @@ impl CpuIdentity {
     /// Reads CPUID on the current CPU.
     pub fn read() -> Self {
         let cpuid = raw_cpuid::CpuId::new();
-        let mut identity = Self { vendor: [0; 12], brand: [0; 48], family: 0, model: 0, stepping: 0 };
+        let mut identity = Self {
+            vendor: [0; 12],
+            brand: [0; 48],
+            family: 0,
+            model: 0,
+            stepping: 0,
+        };
         if let Some(vendor) = cpuid.get_vendor_info() {
             copy_str(&mut identity.vendor, vendor.as_str());
         }
@@ -127,7 +133,13 @@ impl fmt::Display for Virtualization {
                 Ok(())
             }
             Self::Svm(s) => {
-                write!(f, "svm npt={} nrips={} asids={}", yes_no(s.npt), yes_no(s.nrips), s.asids)?;
+                write!(
+                    f,
+                    "svm npt={} nrips={} asids={}",
+                    yes_no(s.npt),
+                    yes_no(s.nrips),
+                    s.asids
+                )?;
                 if s.disabled_by_firmware {
                     f.write_str(" (disabled by firmware)")?;
                 }
@@ -194,7 +206,12 @@ mod tests {
         let v = VmxFeatures::from_msrs(5, ((1 << 1) | (1 << 5) | (1 << 7)) << 32);
         assert_eq!(
             v,
-            VmxFeatures { ept: true, vpid: true, unrestricted_guest: true, disabled_by_firmware: false }
+            VmxFeatures {
+                ept: true,
+                vpid: true,
+                unrestricted_guest: true,
+                disabled_by_firmware: false
+            }
         );
         let off = VmxFeatures::from_msrs(1, 0);
         assert!(off.disabled_by_firmware && !off.ept);
@@ -204,9 +221,19 @@ mod tests {
 
     #[test]
     fn banner_format() {
-        let v = Virtualization::Vmx(VmxFeatures { ept: true, vpid: false, unrestricted_guest: true, disabled_by_firmware: false });
+        let v = Virtualization::Vmx(VmxFeatures {
+            ept: true,
+            vpid: false,
+            unrestricted_guest: true,
+            disabled_by_firmware: false,
+        });
         assert_eq!(v.to_string(), "vmx ept=yes unrestricted=yes vpid=no");
-        let s = Virtualization::Svm(SvmFeatures { npt: true, nrips: false, asids: 16, disabled_by_firmware: false });
+        let s = Virtualization::Svm(SvmFeatures {
+            npt: true,
+            nrips: false,
+            asids: 16,
+            disabled_by_firmware: false,
+        });
         assert_eq!(s.to_string(), "svm npt=yes nrips=no asids=16");
         assert_eq!(Virtualization::None.to_string(), "none");
     }

@@ -107,10 +107,12 @@ pub fn classify_stack(rsp: u64) -> StackKind {
 
 /// Whether `[addr, addr+8)` lies on one of the IST stacks (for backtrace validation).
 pub fn on_ist_stack(addr: u64) -> bool {
-    [IST_DOUBLE_FAULT, IST_NMI, IST_MACHINE_CHECK].into_iter().any(|slot| {
-        let (bottom, top) = ist_stack(slot);
-        addr >= bottom && addr.saturating_add(8) <= top
-    })
+    [IST_DOUBLE_FAULT, IST_NMI, IST_MACHINE_CHECK]
+        .into_iter()
+        .any(|slot| {
+            let (bottom, top) = ist_stack(slot);
+            addr >= bottom && addr.saturating_add(8) <= top
+        })
 }
 
 struct Selectors {
@@ -168,14 +170,26 @@ fn build_idt() -> InterruptDescriptorTable {
         )*};
     }
     route!(
-        divide_error = 0, debug = 1, breakpoint = 3,
-        overflow = 4, bound_range_exceeded = 5, invalid_opcode = 6,
-        device_not_available = 7, invalid_tss = 10,
-        segment_not_present = 11, stack_segment_fault = 12,
-        general_protection_fault = 13, page_fault = 14, x87_floating_point = 16,
-        alignment_check = 17, simd_floating_point = 19,
-        virtualization = 20, cp_protection_exception = 21, hv_injection_exception = 28,
-        vmm_communication_exception = 29, security_exception = 30,
+        divide_error = 0,
+        debug = 1,
+        breakpoint = 3,
+        overflow = 4,
+        bound_range_exceeded = 5,
+        invalid_opcode = 6,
+        device_not_available = 7,
+        invalid_tss = 10,
+        segment_not_present = 11,
+        stack_segment_fault = 12,
+        general_protection_fault = 13,
+        page_fault = 14,
+        x87_floating_point = 16,
+        alignment_check = 17,
+        simd_floating_point = 19,
+        virtualization = 20,
+        cp_protection_exception = 21,
+        hv_injection_exception = 28,
+        vmm_communication_exception = 29,
+        security_exception = 30,
     );
     for vector in 32..=255u8 {
         // SAFETY: as above, for an external-interrupt vector (no error code pushed).
@@ -187,19 +201,22 @@ fn build_idt() -> InterruptDescriptorTable {
     // the top of a dedicated, guarded stack in `init_boot_cpu`, and the handler
     // addresses are the stubs set above.
     let double_fault = unsafe {
-        idt.double_fault.set_handler_addr(VirtAddr::new(trap_stub_address(VECTOR_DOUBLE_FAULT)))
+        idt.double_fault
+            .set_handler_addr(VirtAddr::new(trap_stub_address(VECTOR_DOUBLE_FAULT)))
     };
     // SAFETY: see above.
     unsafe { double_fault.set_stack_index(IST_DOUBLE_FAULT) };
     // SAFETY: see above.
     let nmi = unsafe {
-        idt.non_maskable_interrupt.set_handler_addr(VirtAddr::new(trap_stub_address(VECTOR_NMI)))
+        idt.non_maskable_interrupt
+            .set_handler_addr(VirtAddr::new(trap_stub_address(VECTOR_NMI)))
     };
     // SAFETY: see above.
     unsafe { nmi.set_stack_index(IST_NMI) };
     // SAFETY: see above.
     let machine_check = unsafe {
-        idt.machine_check.set_handler_addr(VirtAddr::new(trap_stub_address(VECTOR_MACHINE_CHECK)))
+        idt.machine_check
+            .set_handler_addr(VirtAddr::new(trap_stub_address(VECTOR_MACHINE_CHECK)))
     };
     // SAFETY: see above.
     unsafe { machine_check.set_stack_index(IST_MACHINE_CHECK) };

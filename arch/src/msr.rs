@@ -14,7 +14,10 @@ impl VmxPresent {
     /// Checks CPUID for VMX.
     pub fn detect() -> Option<Self> {
         let cpuid = raw_cpuid::CpuId::new();
-        cpuid.get_feature_info().filter(|f| f.has_vmx()).map(|_| Self(()))
+        cpuid
+            .get_feature_info()
+            .filter(|f| f.has_vmx())
+            .map(|_| Self(()))
     }
 }
 
@@ -53,7 +56,10 @@ pub enum VmxMsr {
 /// Reads a VMX capability MSR. `ProcBasedControls2` and `EptVpidCapabilities` read as 0
 /// when the CPU does not advertise secondary controls, instead of faulting.
 pub fn read_vmx(_proof: VmxPresent, msr: VmxMsr) -> u64 {
-    if matches!(msr, VmxMsr::ProcBasedControls2 | VmxMsr::EptVpidCapabilities) {
+    if matches!(
+        msr,
+        VmxMsr::ProcBasedControls2 | VmxMsr::EptVpidCapabilities
+    ) {
         let primary = read_vmx(_proof, VmxMsr::ProcBasedControls);
         if primary & (1 << 63) == 0 {
             return 0;

@@ -51,7 +51,8 @@ pub fn init(level: LevelFilter) -> Result<(), ConsoleError> {
         baud_rate: uart_16550::BaudRate::Baud115200,
         ..uart_16550::Config::DEFAULT
     };
-    uart.init(config).map_err(|_| ConsoleError::Init(COM1_PORT))?;
+    uart.init(config)
+        .map_err(|_| ConsoleError::Init(COM1_PORT))?;
     *CONSOLE.lock() = Some(Uart::from_inner(uart));
     if !LOGGER_INSTALLED.swap(true, Ordering::AcqRel) {
         // Cannot fail: the flag above makes this the first and only call.

@@ -33,7 +33,11 @@ extern "C" fn ferrovisor_trap(frame: &mut TrapFrame) {
 
 fn exception(frame: &TrapFrame) -> ! {
     if REPORTING.swap(true, Ordering::AcqRel) {
-        out!("FATAL: nested exception vector={} rip={:#018x} while reporting\n", frame.vector, frame.rip);
+        out!(
+            "FATAL: nested exception vector={} rip={:#018x} while reporting\n",
+            frame.vector,
+            frame.rip
+        );
         halt_forever();
     }
     let vector = frame.vector as u8;
@@ -49,7 +53,11 @@ fn exception(frame: &TrapFrame) -> ! {
     }
     out!(
         "  rip={:#018x} cs={:#06x} rflags={:#018x}\n  rsp={:#018x} ss={:#06x}\n",
-        frame.rip, frame.cs, frame.rflags, frame.rsp, frame.ss
+        frame.rip,
+        frame.cs,
+        frame.rflags,
+        frame.rsp,
+        frame.ss
     );
     out!(
         "  cr2={:#018x} cr3={:#018x}\n  cr0={:#018x} cr4={:#018x}\n",
@@ -59,10 +67,21 @@ fn exception(frame: &TrapFrame) -> ! {
         Cr4::read_raw()
     );
     let regs = [
-        ("rax", frame.rax), ("rbx", frame.rbx), ("rcx", frame.rcx), ("rdx", frame.rdx),
-        ("rsi", frame.rsi), ("rdi", frame.rdi), ("rbp", frame.rbp), ("r8", frame.r8),
-        ("r9", frame.r9), ("r10", frame.r10), ("r11", frame.r11), ("r12", frame.r12),
-        ("r13", frame.r13), ("r14", frame.r14), ("r15", frame.r15),
+        ("rax", frame.rax),
+        ("rbx", frame.rbx),
+        ("rcx", frame.rcx),
+        ("rdx", frame.rdx),
+        ("rsi", frame.rsi),
+        ("rdi", frame.rdi),
+        ("rbp", frame.rbp),
+        ("r8", frame.r8),
+        ("r9", frame.r9),
+        ("r10", frame.r10),
+        ("r11", frame.r11),
+        ("r12", frame.r12),
+        ("r13", frame.r13),
+        ("r14", frame.r14),
+        ("r15", frame.r15),
     ];
     for row in regs.chunks(4) {
         out!(" ");
@@ -158,20 +177,25 @@ fn backtrace(rip: u64, mut rbp: u64) {
 
 fn is_stack_range(addr: u64, len: u64) -> bool {
     let (_guard, bottom, top) = ferrovisor_boot::entry::boot_stack();
-    (addr >= bottom && addr.saturating_add(len) <= top) || (on_ist_stack(addr) && on_ist_stack(addr + len - 8))
+    (addr >= bottom && addr.saturating_add(len) <= top)
+        || (on_ist_stack(addr) && on_ist_stack(addr + len - 8))
 }
 
 fn current_stack_pointer() -> u64 {
     let rsp: u64;
     // SAFETY: reads RSP into a register; no memory access, no side effects.
-    unsafe { core::arch::asm!("mov {}, rsp", out(reg) rsp, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("mov {}, rsp", out(reg) rsp, options(nomem, nostack, preserves_flags))
+    };
     rsp
 }
 
 fn current_frame_pointer() -> u64 {
     let rbp: u64;
     // SAFETY: reads RBP into a register; no memory access, no side effects.
-    unsafe { core::arch::asm!("mov {}, rbp", out(reg) rbp, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("mov {}, rbp", out(reg) rbp, options(nomem, nostack, preserves_flags))
+    };
     rbp
 }
 
@@ -181,7 +205,11 @@ struct PageFaultError(u64);
 impl fmt::Display for PageFaultError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let e = self.0;
-        f.write_str(if e & 1 != 0 { "protection violation" } else { "not present" })?;
+        f.write_str(if e & 1 != 0 {
+            "protection violation"
+        } else {
+            "not present"
+        })?;
         f.write_str(if e & 2 != 0 { ", write" } else { ", read" })?;
         if e & 4 != 0 {
             f.write_str(", user")?;

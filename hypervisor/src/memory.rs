@@ -72,12 +72,15 @@ impl core::fmt::Display for MemoryError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Self::TooManyRanges => f.write_str("too many memory ranges to track"),
-            Self::NoEarlyWindow => f.write_str(
-                "no free 4 MiB window below 4 GiB for the initial page tables",
-            ),
+            Self::NoEarlyWindow => {
+                f.write_str("no free 4 MiB window below 4 GiB for the initial page tables")
+            }
             Self::PageTables(what) => write!(f, "building the page tables failed: {what}"),
             Self::NoMetadataWindow { bytes } => {
-                write!(f, "no free window of {bytes} bytes for frame-allocator metadata")
+                write!(
+                    f,
+                    "no free window of {bytes} bytes for frame-allocator metadata"
+                )
             }
             Self::Allocator(e) => write!(f, "frame allocator: {e:?}"),
             Self::NoHeap => f.write_str("no free block for the hypervisor heap"),
@@ -93,13 +96,19 @@ struct Ranges {
 
 impl Ranges {
     const fn new() -> Self {
-        Self { items: [const { 0..0 }; 192], len: 0 }
+        Self {
+            items: [const { 0..0 }; 192],
+            len: 0,
+        }
     }
     fn push(&mut self, range: Range<u64>) -> Result<(), MemoryError> {
         if range.start >= range.end {
             return Ok(());
         }
-        let slot = self.items.get_mut(self.len).ok_or(MemoryError::TooManyRanges)?;
+        let slot = self
+            .items
+            .get_mut(self.len)
+            .ok_or(MemoryError::TooManyRanges)?;
         *slot = range;
         self.len += 1;
         Ok(())
@@ -178,7 +187,11 @@ pub fn init(boot: &BootInfo) -> Result<MemorySummary, MemoryError> {
     let image = ImageLayout::get();
 
     let mut usable = Ranges::new();
-    for region in boot.memory_map.iter().filter(|r| r.kind == MemoryKind::Usable) {
+    for region in boot
+        .memory_map
+        .iter()
+        .filter(|r| r.kind == MemoryKind::Usable)
+    {
         usable.push(region.start..region.end())?;
     }
     let mut reserved = Ranges::new();
@@ -208,7 +221,9 @@ pub fn init(boot: &BootInfo) -> Result<MemorySummary, MemoryError> {
         metadata_bytes.div_ceil(FRAME_SIZE) * FRAME_SIZE,
         u64::MAX,
     )
-    .ok_or(MemoryError::NoMetadataWindow { bytes: metadata_bytes })?;
+    .ok_or(MemoryError::NoMetadataWindow {
+        bytes: metadata_bytes,
+    })?;
     reserved.push(metadata_window.clone())?;
     let metadata_ptr = phys_to_virt(metadata_window.start) as *mut MaybeUninit<FrameMeta>;
     // SAFETY: the window is usable RAM that nothing else owns (outside every reserved
@@ -233,7 +248,10 @@ pub fn init(boot: &BootInfo) -> Result<MemorySummary, MemoryError> {
     let heap_bytes = FRAME_SIZE << heap_order;
     // SAFETY: the block was just handed to us by the frame allocator, is mapped
     // read-write through the direct map, and is never freed: the heap owns it for good.
-    unsafe { HEAP.lock().init(phys_to_virt(heap_paddr) as *mut u8, heap_bytes as usize) };
+    unsafe {
+        HEAP.lock()
+            .init(phys_to_virt(heap_paddr) as *mut u8, heap_bytes as usize)
+    };
 
     let summary = MemorySummary {
         ram_bytes: boot.ram_bytes(),
@@ -258,7 +276,9 @@ fn build_and_load_page_tables(
     bump: &mut BumpAllocator,
 ) -> Result<(), MemoryError> {
     let mut frames = EarlyFrames(bump);
-    let root = frames.allocate_frame().ok_or(MemoryError::PageTables("out of early frames"))?;
+    let root = frames
+        .allocate_frame()
+        .ok_or(MemoryError::PageTables("out of early frames"))?;
     // SAFETY: `root` is a zeroed frame we own, identity-mapped like every frame
     // `frames` returns; nothing else references it.
     let root_table = unsafe { &mut *(root.start_address().as_u64() as *mut PageTable) };
@@ -272,7 +292,13 @@ fn build_and_load_page_tables(
     let mut address = image.start;
     while address < image.end {
         if !guards.contains(&address) {
-            map::<Size4KiB>(&mut tables, &mut frames, address, address, image.flags_for(address))?;
+            map::<Size4KiB>(
+                &mut tables,
+                &mut frames,
+                address,
+                address,
+                image.flags_for(address),
+            )?;
         }
         address += Size4KiB::SIZE;
     }
@@ -281,7 +307,10 @@ fn build_and_load_page_tables(
     // is mapped twice), with the largest pages alignment allows.
     let mut ram = Ranges::new();
     for region in boot.memory_map.iter().filter(|r| {
-        matches!(r.kind, MemoryKind::Usable | MemoryKind::AcpiReclaimable | MemoryKind::AcpiNvs)
+        matches!(
+            r.kind,
+            MemoryKind::Usable | MemoryKind::AcpiReclaimable | MemoryKind::AcpiNvs
+        )
     }) {
         ram.push(region.start & !(FRAME_SIZE - 1)..region.end().div_ceil(FRAME_SIZE) * FRAME_SIZE)?;
     }

@@ -4,7 +4,10 @@
 /// `isa-debug-exit` device (QEMU exits with status `(code << 1) | 1`). See docs/testing.md.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
-#[allow(dead_code, reason = "the harness understands every verdict; not all are used yet")]
+#[allow(
+    dead_code,
+    reason = "the harness understands every verdict; not all are used yet"
+)]
 pub enum ExitCode {
     /// `Test result: SUCCESS`.
     Success = 0x10,

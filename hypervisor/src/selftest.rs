@@ -53,7 +53,10 @@ pub fn run(_boot: &BootInfo, options: &Options) -> ! {
         "boot" => verdict(ExitCode::Success),
         "null-deref" => {
             let rip = (&raw const selftest_read_null_fault) as u64;
-            console_print!("selftest: expect vector=14 rip={rip:#018x} cr2={:#018x}\n", 0);
+            console_print!(
+                "selftest: expect vector=14 rip={rip:#018x} cr2={:#018x}\n",
+                0
+            );
             // SAFETY: deliberately faults (virtual page 0 is unmapped); the fatal handler
             // reports and stops the machine, so nothing runs after the load.
             let value = unsafe { selftest_read_null() };
@@ -63,7 +66,10 @@ pub fn run(_boot: &BootInfo, options: &Options) -> ! {
         "ro-write" => {
             let rip = (&raw const selftest_write_u64_fault) as u64;
             let target = &raw const READ_ONLY_TARGET;
-            console_print!("selftest: expect vector=14 rip={rip:#018x} cr2={:#018x}\n", target as u64);
+            console_print!(
+                "selftest: expect vector=14 rip={rip:#018x} cr2={:#018x}\n",
+                target as u64
+            );
             // SAFETY: deliberately faults: the target is in .rodata, mapped read-only
             // with CR0.WP set, so the store never happens and the fatal handler stops
             // the machine.
@@ -93,7 +99,11 @@ pub fn run(_boot: &BootInfo, options: &Options) -> ! {
 fn deliberate_panic() -> ! {
     let here = core::panic::Location::caller();
     let message = "selftest: deliberate panic";
-    console_print!("selftest: expect panic=\"{message}\" location={}:{}\n", here.file(), here.line());
+    console_print!(
+        "selftest: expect panic=\"{message}\" location={}:{}\n",
+        here.file(),
+        here.line()
+    );
     // In a #[track_caller] function the panic reports the caller's location too.
     panic!("{message}")
 }

@@ -5,9 +5,9 @@ use ferrovisor_arch::cpu::{CpuIdentity, detect_virtualization};
 use ferrovisor_boot::cmdline::Options;
 use ferrovisor_boot::entry::ENTRY_PATH_PVH;
 use ferrovisor_boot::{BootInfo, BootProtocol, EntryPath, PhysMemory};
-use spin::Mutex;
 use ferrovisor_drivers::console;
 use log::{info, warn};
+use spin::Mutex;
 
 use crate::memory;
 use crate::platform::{ExitCode, stop};
@@ -42,11 +42,17 @@ extern "C" fn ferrovisor_main(entry_path: u32, eax: u32, ebx: u32) -> ! {
     let _ = console::init(log::LevelFilter::Info);
     ferrovisor_arch::descriptors::init_boot_cpu();
 
-    let entry = if entry_path == ENTRY_PATH_PVH { EntryPath::Pvh } else { EntryPath::Multiboot };
+    let entry = if entry_path == ENTRY_PATH_PVH {
+        EntryPath::Pvh
+    } else {
+        EntryPath::Multiboot
+    };
     // The boot description is ~14 KiB: it is parsed in place into a static rather than
     // returned on the 64 KiB boot stack. The guard is held for good (this never returns).
     let mut boot = BOOT_INFO.lock();
-    if let Err(error) = ferrovisor_boot::parse_into(entry, eax, ebx, &EarlyIdentityMemory, &mut boot) {
+    if let Err(error) =
+        ferrovisor_boot::parse_into(entry, eax, ebx, &EarlyIdentityMemory, &mut boot)
+    {
         cannot_boot(format_args!("{error}"));
     }
     let options = Options::parse(boot.cmdline.as_str());
@@ -54,7 +60,11 @@ extern "C" fn ferrovisor_main(entry_path: u32, eax: u32, ebx: u32) -> ! {
         console::set_level(level);
     }
 
-    info!("Ferrovisor {} booted by {}", env!("CARGO_PKG_VERSION"), boot.protocol);
+    info!(
+        "Ferrovisor {} booted by {}",
+        env!("CARGO_PKG_VERSION"),
+        boot.protocol
+    );
     if let Some(loader) = &boot.bootloader {
         info!("boot loader: {}", loader.as_str());
     }
@@ -86,10 +96,17 @@ extern "C" fn ferrovisor_main(entry_path: u32, eax: u32, ebx: u32) -> ! {
 
 fn report_options(options: &Options) {
     for unknown in options.unknown.iter() {
-        warn!("command line: unknown option '{}' ignored", unknown.as_str());
+        warn!(
+            "command line: unknown option '{}' ignored",
+            unknown.as_str()
+        );
     }
     for invalid in options.invalid.iter() {
-        warn!("command line: '{}' ignored: {}", invalid.word.as_str(), invalid.reason);
+        warn!(
+            "command line: '{}' ignored: {}",
+            invalid.word.as_str(),
+            invalid.reason
+        );
     }
 }
 

@@ -83,6 +83,10 @@ unsafe extern "C" {
 pub fn trap_stub_address(vector: u8) -> u64 {
     let start = (&raw const trap_stubs_start) as u64;
     let end = (&raw const trap_stubs_end) as u64;
-    assert_eq!(end - start, 256 * TRAP_STUB_STRIDE, "trap stubs do not fit their stride");
+    assert_eq!(
+        end - start,
+        256 * TRAP_STUB_STRIDE,
+        "trap stubs do not fit their stride"
+    );
     start + u64::from(vector) * TRAP_STUB_STRIDE
 }
