@@ -9,11 +9,12 @@
 //! Per-CPU copies of these tables arrive with SMP bring-up; today only the boot CPU
 //! loads them.
 
+use core::ops::Range;
+
 use spin::Once;
 use x86_64::VirtAddr;
 use x86_64::instructions::segmentation::{CS, DS, ES, SS, Segment};
 use x86_64::instructions::tables::load_tss;
-use x86_64::registers::segmentation::SegmentSelector;
 use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable};
 use x86_64::structures::idt::InterruptDescriptorTable;
 use x86_64::structures::tss::TaskStateSegment;
@@ -88,75 +89,115 @@ pub fn guard_pages() -> [u64; 3] {
     [ist_slot_base(0), ist_slot_base(1), ist_slot_base(2)]
 }
 
-/// Which stack `rsp` lies on.
-pub fn classify_stack(rsp: u64) -> StackKind {
-    let within = |slot| {
-        let (bottom, top) = ist_stack(slot);
-        (bottom..=top).contains(&rsp)
-    };
-    if within(IST_DOUBLE_FAULT) {
-        StackKind::DoubleFault
-    } else if within(IST_NMI) {
-        StackKind::Nmi
-    } else if within(IST_MACHINE_CHECK) {
-        StackKind::MachineCheck
-    } else {
-        StackKind::Kernel
+/// The three IST stacks of one CPU, each `bottom..top` with an unmapped guard page
+/// just below `bottom`.
+#[derive(Clone, Debug)]
+pub struct IstStacks {
+    pub double_fault: Range<u64>,
+    pub nmi: Range<u64>,
+    pub machine_check: Range<u64>,
+}
+
+impl IstStacks {
+    /// The boot CPU's IST stacks, reserved in the image's `.bss`.
+    pub fn boot_cpu() -> Self {
+        let stack = |slot| {
+            let (bottom, top) = ist_stack(slot);
+            bottom..top
+        };
+        Self {
+            double_fault: stack(IST_DOUBLE_FAULT),
+            nmi: stack(IST_NMI),
+            machine_check: stack(IST_MACHINE_CHECK),
+        }
+    }
+
+    /// Which stack `rsp` lies on (a trap handler passes its own stack pointer).
+    pub fn classify(&self, rsp: u64) -> StackKind {
+        let within = |r: &Range<u64>| r.start <= rsp && rsp <= r.end;
+        if within(&self.double_fault) {
+            StackKind::DoubleFault
+        } else if within(&self.nmi) {
+            StackKind::Nmi
+        } else if within(&self.machine_check) {
+            StackKind::MachineCheck
+        } else {
+            StackKind::Kernel
+        }
+    }
+
+    /// Whether `[addr, addr + len)` lies within one of these stacks.
+    pub fn contains(&self, addr: u64, len: u64) -> bool {
+        let end = addr.saturating_add(len);
+        [&self.double_fault, &self.nmi, &self.machine_check]
+            .into_iter()
+            .any(|r| addr >= r.start && end <= r.end)
     }
 }
 
-/// Whether `[addr, addr+8)` lies on one of the IST stacks (for backtrace validation).
-pub fn on_ist_stack(addr: u64) -> bool {
-    [IST_DOUBLE_FAULT, IST_NMI, IST_MACHINE_CHECK]
-        .into_iter()
-        .any(|slot| {
-            let (bottom, top) = ist_stack(slot);
-            addr >= bottom && addr.saturating_add(8) <= top
-        })
+/// One CPU's GDT and TSS. The TSS cannot be shared: loading TR marks its descriptor
+/// busy (SDM Vol. 3A §8.2.2), and each CPU needs its own IST stacks.
+pub struct CpuDescriptors {
+    tss: TaskStateSegment,
+    gdt: GlobalDescriptorTable,
 }
 
-struct Selectors {
-    code: SegmentSelector,
-    data: SegmentSelector,
-    tss: SegmentSelector,
-}
-
-static TSS: Once<TaskStateSegment> = Once::new();
-static GDT: Once<(GlobalDescriptorTable, Selectors)> = Once::new();
-static IDT: Once<InterruptDescriptorTable> = Once::new();
-
-/// Builds and loads the boot CPU's GDT, TSS and IDT. Call once, early, on the boot CPU.
-pub fn init_boot_cpu() {
-    let tss = TSS.call_once(|| {
+impl CpuDescriptors {
+    /// A TSS pointing at `ist`'s stacks; the GDT is filled when loaded.
+    pub fn new(ist: &IstStacks) -> Self {
         let mut tss = TaskStateSegment::new();
-        for slot in [IST_DOUBLE_FAULT, IST_NMI, IST_MACHINE_CHECK] {
-            tss.interrupt_stack_table[usize::from(slot)] = VirtAddr::new(ist_stack(slot).1);
+        tss.interrupt_stack_table[usize::from(IST_DOUBLE_FAULT)] =
+            VirtAddr::new(ist.double_fault.end);
+        tss.interrupt_stack_table[usize::from(IST_NMI)] = VirtAddr::new(ist.nmi.end);
+        tss.interrupt_stack_table[usize::from(IST_MACHINE_CHECK)] =
+            VirtAddr::new(ist.machine_check.end);
+        Self {
+            tss,
+            gdt: GlobalDescriptorTable::new(),
         }
-        tss
-    });
-    let (gdt, selectors) = GDT.call_once(|| {
-        let mut gdt = GlobalDescriptorTable::new();
+    }
+
+    /// Loads this GDT, the segment registers, TR and the shared IDT on the calling CPU.
+    /// Needs `'static` because the CPU keeps pointers to all three.
+    pub fn load(&'static mut self) {
+        let Self { tss, gdt } = self;
+        let tss: &'static TaskStateSegment = tss;
         let code = gdt.append(Descriptor::kernel_code_segment());
         let data = gdt.append(Descriptor::kernel_data_segment());
-        let tss = gdt.append(Descriptor::tss_segment(tss));
-        (gdt, Selectors { code, data, tss })
-    });
-    gdt.load();
-    // SAFETY: (for this and the three loads below) each selector indexes a descriptor of the GDT
-    // just loaded: a 64-bit ring-0 code segment, a writable data segment, and a TSS
-    // descriptor for a 'static TSS. Reloading them keeps executing the current code.
-    unsafe { CS::set_reg(selectors.code) };
-    // SAFETY: see above.
-    unsafe { SS::set_reg(selectors.data) };
-    // SAFETY: see above.
-    unsafe { DS::set_reg(selectors.data) };
-    // SAFETY: see above.
-    unsafe { ES::set_reg(selectors.data) };
-    // SAFETY: see above; the TSS descriptor is not busy (loaded once, at boot).
-    unsafe { load_tss(selectors.tss) };
+        let tss_selector = gdt.append(Descriptor::tss_segment(tss));
+        let gdt: &'static GlobalDescriptorTable = gdt;
+        gdt.load();
+        // SAFETY: (for this and the three loads below) each selector indexes a descriptor
+        // of the GDT just loaded: a 64-bit ring-0 code segment and a writable data
+        // segment. Reloading them keeps executing the current code.
+        unsafe { CS::set_reg(code) };
+        // SAFETY: see above.
+        unsafe { SS::set_reg(data) };
+        // SAFETY: see above.
+        unsafe { DS::set_reg(data) };
+        // SAFETY: see above.
+        unsafe { ES::set_reg(data) };
+        // SAFETY: the descriptor is for this CPU's own 'static TSS and is not busy: each
+        // CpuDescriptors is loaded once, by one CPU.
+        unsafe { load_tss(tss_selector) };
+        IDT.call_once(build_idt).load();
+    }
+}
 
-    let idt = IDT.call_once(build_idt);
-    idt.load();
+static IDT: Once<InterruptDescriptorTable> = Once::new();
+static BOOT_CPU_DESCRIPTORS: Once<()> = Once::new();
+static mut BOOT_CPU_TABLES: Option<CpuDescriptors> = None;
+
+/// Builds and loads the boot CPU's GDT, TSS and IDT, with the IST stacks in `.bss`.
+/// Call once, early, on the boot CPU (before any heap exists).
+pub fn init_boot_cpu() {
+    BOOT_CPU_DESCRIPTORS.call_once(|| {
+        let tables = CpuDescriptors::new(&IstStacks::boot_cpu());
+        // SAFETY: the Once makes this the only access to BOOT_CPU_TABLES, ever, so the
+        // 'static mutable reference handed to `load` is unique.
+        let slot = unsafe { &mut *(&raw mut BOOT_CPU_TABLES) };
+        slot.insert(tables).load();
+    });
 }
 
 fn build_idt() -> InterruptDescriptorTable {

@@ -7,6 +7,7 @@
 //! host.
 #![cfg_attr(not(test), no_std)]
 
+pub mod apic;
 pub mod cpu;
 #[cfg(target_os = "none")]
 pub mod descriptors;

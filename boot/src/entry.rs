@@ -65,17 +65,27 @@ multiboot2_header_end:
     .long pvh_entry
 
     .section .data.boot_args, "aw"
-    .balign 4
+    .balign 8
 boot_arg_entry_path: .long 0
 boot_arg_eax:        .long 0
 boot_arg_ebx:        .long 0
+    .balign 8
+    .global ap_boot_parameters
+ap_boot_parameters:              /* written by the boot CPU before each AP's SIPI */
+ap_boot_cr3:        .quad 0
+ap_boot_stack_top:  .quad 0
+ap_boot_cpu_index:  .quad 0
 
     .section .rodata.boot32, "a"
     .balign 8
+    /* Accessed bits are preset: APs load these selectors after paging is on, when
+       this table is read-only and the CPU could not set them (SDM Vol. 3A §3.4.5). */
+    .global early_gdt
 early_gdt:
     .quad 0
-    .quad 0x00AF9A000000FFFF    /* 0x08: 64-bit code, DPL 0 */
-    .quad 0x00CF92000000FFFF    /* 0x10: data */
+    .quad 0x00AF9B000000FFFF    /* 0x08: 64-bit code, DPL 0 */
+    .quad 0x00CF93000000FFFF    /* 0x10: data */
+    .quad 0x00CF9B000000FFFF    /* 0x18: 32-bit code (AP start-up) */
 early_gdt_end:
 early_gdt_pointer:
     .short early_gdt_end - early_gdt - 1
@@ -212,6 +222,78 @@ long_mode_entry:
     xor ebp, ebp                /* ends the frame-pointer chain for backtraces */
     call ferrovisor_main
     ud2
+
+    /* Application processors arrive here from the real-mode trampoline (which the
+       hypervisor copies below 1 MiB) in 32-bit protected mode through selector 0x18,
+       paging off. They switch straight to the hypervisor's own page tables (whose
+       PML4 lies below 4 GiB) and call ferrovisor_ap_main(cpu_index) on their stack. */
+    .section .text.boot32, "ax"
+    .code32
+    .global ap_entry32
+ap_entry32:
+    mov ax, 0x10
+    mov ds, ax
+    mov es, ax
+    mov ss, ax
+    mov eax, dword ptr [ap_boot_cr3]
+    mov cr3, eax
+    mov eax, cr4
+    or eax, (1 << 5) | (1 << 7)  /* PAE, PGE */
+    mov cr4, eax
+    mov ecx, 0xC0000080
+    rdmsr
+    or eax, (1 << 8) | (1 << 11)
+    wrmsr
+    mov eax, cr0
+    or eax, (1 << 31) | (1 << 16) | 1
+    mov cr0, eax
+    .byte 0xEA                  /* jmp far 0x08:ap_long_mode_entry (no stack yet) */
+    .long ap_long_mode_entry
+    .short 0x08
+
+    .code64
+ap_long_mode_entry:
+    mov ax, 0x10
+    mov ds, ax
+    mov es, ax
+    mov ss, ax
+    xor eax, eax
+    mov fs, ax
+    mov gs, ax
+    mov rsp, qword ptr [rip + ap_boot_stack_top]
+    mov edi, dword ptr [rip + ap_boot_cpu_index]
+    xor ebp, ebp
+    call ferrovisor_ap_main
+    ud2
+
+    /* The real-mode trampoline: copied to a page below 1 MiB, entered by SIPI at
+       CS:IP = page:0 (SDM Vol. 3A §9.4.4). It loads early_gdt (the copy's pointer is
+       patched with its address), enables protection and jumps to ap_entry32. */
+    .section .rodata.ap_trampoline, "a"
+    .code16
+    .global ap_trampoline_start
+ap_trampoline_start:
+    .byte 0xEB, 0x0E            /* jmp short to offset 16, over the GDT pointer */
+    .balign 8
+    .global ap_trampoline_gdt_pointer
+ap_trampoline_gdt_pointer:       /* offset 8: patched in the copy */
+    .short 0
+    .long 0
+    .balign 16
+    cli
+    cld
+    mov ax, cs
+    mov ds, ax
+    .byte 0x66, 0x0F, 0x01, 0x16, 0x08, 0x00 /* lgdt [8] with a 32-bit base (o32) */
+    mov eax, cr0
+    or eax, 1
+    mov cr0, eax
+    .byte 0x66, 0xEA            /* jmp far 0x18:ap_entry32 (32-bit offset) */
+    .long ap_entry32
+    .short 0x18
+    .global ap_trampoline_end
+ap_trampoline_end:
+    .code64
     "#,
     boot_stack_size = const BOOT_STACK_SIZE,
     entry_multiboot = const ENTRY_PATH_MULTIBOOT,
@@ -231,4 +313,51 @@ pub fn boot_stack() -> (u64, u64, u64) {
         core::ptr::addr_of!(boot_stack_bottom) as u64,
         core::ptr::addr_of!(boot_stack_top) as u64,
     )
+}
+
+unsafe extern "C" {
+    static early_gdt: u8;
+    static ap_boot_parameters: u8;
+    static ap_trampoline_start: u8;
+    static ap_trampoline_gdt_pointer: u8;
+    static ap_trampoline_end: u8;
+}
+
+/// Bytes of the real-mode AP trampoline.
+pub fn ap_trampoline() -> &'static [u8] {
+    let start = &raw const ap_trampoline_start;
+    let len = (&raw const ap_trampoline_end) as usize - start as usize;
+    // SAFETY: both symbols bound the trampoline's bytes in the image's read-only data,
+    // which is mapped for the hypervisor's whole life.
+    unsafe { core::slice::from_raw_parts(start, len) }
+}
+
+/// Offset in the trampoline of its 6-byte GDT pointer, and the value to patch into the
+/// copy: `limit` (u16) then the 32-bit linear base of `early_gdt`.
+pub fn ap_trampoline_gdt_patch() -> (usize, [u8; 6]) {
+    let offset =
+        (&raw const ap_trampoline_gdt_pointer) as usize - (&raw const ap_trampoline_start) as usize;
+    let base = (&raw const early_gdt) as u64 as u32;
+    let limit: u16 = 4 * 8 - 1;
+    let mut patch = [0; 6];
+    patch[..2].copy_from_slice(&limit.to_le_bytes());
+    patch[2..].copy_from_slice(&base.to_le_bytes());
+    (offset, patch)
+}
+
+/// Hands the next AP what `ap_entry32` needs: the page-table root (below 4 GiB), its
+/// stack top and its CPU index.
+///
+/// # Safety
+/// Only the boot CPU calls this, and only while no AP is between its SIPI and its
+/// call into `ferrovisor_ap_main` (APs start one at a time).
+pub unsafe fn set_ap_boot_parameters(cr3: u64, stack_top: u64, cpu_index: u32) {
+    let slots = (&raw const ap_boot_parameters) as *mut u64;
+    // SAFETY: `ap_boot_parameters` is three u64s in the image's writable .data; the
+    // caller guarantees nobody else reads or writes them now.
+    unsafe { slots.write_volatile(cr3) };
+    // SAFETY: as above, second slot.
+    unsafe { slots.add(1).write_volatile(stack_top) };
+    // SAFETY: as above, third slot.
+    unsafe { slots.add(2).write_volatile(u64::from(cpu_index)) };
 }

@@ -6,13 +6,14 @@
 //! a crash and a fault inside the logger cannot deadlock the report.
 
 use core::fmt;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
-use ferrovisor_arch::descriptors::{StackKind, classify_stack, on_ist_stack};
-use ferrovisor_arch::trap::{TrapFrame, VECTOR_PAGE_FAULT, exception_mnemonic};
+use ferrovisor_arch::descriptors::{IstStacks, StackKind};
+use ferrovisor_arch::trap::{TrapFrame, VECTOR_NMI, VECTOR_PAGE_FAULT, exception_mnemonic};
 use ferrovisor_drivers::console;
 use x86_64::registers::control::{Cr0, Cr2, Cr3, Cr4};
 
+use crate::percpu;
 use crate::platform::{ExitCode, halt_forever, stop};
 
 /// Set by the first fatal report; a second one (a fault while reporting) only says so.
@@ -25,10 +26,61 @@ macro_rules! out {
     ($($arg:tt)*) => { console::emergency_write(format_args!($($arg)*)) };
 }
 
-/// Trap entry from the assembly stubs. Every trap is fatal until interrupts are in use.
+/// CPUs that have stopped in response to the stop NMI.
+static CPUS_STOPPED: AtomicU32 = AtomicU32::new(0);
+/// Serialises whole multi-line reports from different CPUs (bounded wait, see `report_lock`).
+static REPORT_LOCK: AtomicBool = AtomicBool::new(false);
+
+/// Trap entry from the assembly stubs: interrupts go to their handlers; an NMI while
+/// the machine is stopping stops this CPU; every other exception is fatal.
 #[unsafe(no_mangle)]
 extern "C" fn ferrovisor_trap(frame: &mut TrapFrame) {
+    let vector = frame.vector as u8;
+    if vector >= 32 {
+        crate::smp::handle_interrupt(vector);
+        return;
+    }
+    if vector == VECTOR_NMI && crate::smp::STOPPING.load(Ordering::Acquire) {
+        stopped_by_nmi(frame);
+    }
     exception(frame)
+}
+
+/// Takes the report lock for a while; proceeds without it if a wedged CPU holds it.
+fn report_lock() -> bool {
+    for _ in 0..(1u32 << 22) {
+        if REPORT_LOCK
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            return true;
+        }
+        core::hint::spin_loop();
+    }
+    false
+}
+
+fn report_unlock(held: bool) {
+    if held {
+        REPORT_LOCK.store(false, Ordering::Release);
+    }
+}
+
+/// Another CPU hit a fatal error and sent the stop NMI: report where this CPU was and
+/// halt for good.
+fn stopped_by_nmi(frame: &TrapFrame) -> ! {
+    let held = report_lock();
+    out!(
+        "cpu {}: stopped by NMI: rip={:#018x} rsp={:#018x} rflags={:#018x}\n",
+        current_cpu(),
+        frame.rip,
+        frame.rsp,
+        frame.rflags
+    );
+    backtrace(frame.rip, frame.rbp);
+    report_unlock(held);
+    CPUS_STOPPED.fetch_add(1, Ordering::AcqRel);
+    halt_forever()
 }
 
 fn exception(frame: &TrapFrame) -> ! {
@@ -41,6 +93,7 @@ fn exception(frame: &TrapFrame) -> ! {
         halt_forever();
     }
     let vector = frame.vector as u8;
+    let held = report_lock();
     out!(
         "FATAL: exception {} vector={} error={:#x} cpu={}\n",
         exception_mnemonic(vector),
@@ -93,12 +146,13 @@ fn exception(frame: &TrapFrame) -> ! {
     // The handler runs on the stack the CPU switched to; our own frame's address tells
     // whether that was an IST stack.
     let here = current_stack_pointer();
-    out!("stack={}\n", classify_stack(here).name());
-    if classify_stack(here) != StackKind::Kernel {
+    let on = cpu_ist_stacks().classify(here);
+    out!("stack={}\n", on.name());
+    if on != StackKind::Kernel {
         out!("  (interrupted context's rsp={:#018x})\n", frame.rsp);
     }
     backtrace(frame.rip, frame.rbp);
-    finish()
+    finish(held)
 }
 
 /// The panic handler: message and location, a backtrace, then every CPU stops.
@@ -107,6 +161,7 @@ pub fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
         out!("FATAL: panic while reporting: {}\n", info.message());
         halt_forever();
     }
+    let held = report_lock();
     match info.location() {
         Some(location) => out!(
             "PANIC at {}:{}:{}: {}\n",
@@ -119,18 +174,38 @@ pub fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     }
     out!("  cpu={}\n", current_cpu());
     backtrace(0, current_frame_pointer());
-    finish()
+    finish(held)
 }
 
-fn finish() -> ! {
-    // SMP bring-up adds an NMI to every other CPU here; today only the boot CPU runs.
+fn finish(held: bool) -> ! {
+    report_unlock(held);
+    // Stop every other CPU with an NMI (it cannot be masked, so a CPU spinning with
+    // interrupts off stops too) and give each a moment to print where it was.
+    let others = percpu::online_count().saturating_sub(1) as u32;
+    if others > 0 {
+        crate::smp::STOPPING.store(true, Ordering::Release);
+        crate::smp::nmi_all_but_self();
+        for _ in 0..(1u64 << 28) {
+            if CPUS_STOPPED.load(Ordering::Acquire) >= others {
+                break;
+            }
+            core::hint::spin_loop();
+        }
+        out!(
+            "FATAL: {} of {others} other CPU(s) reported stopping\n",
+            CPUS_STOPPED.load(Ordering::Acquire)
+        );
+    }
     out!("FATAL: halting all CPUs\n");
     stop(ExitCode::Fatal)
 }
 
 fn current_cpu() -> u32 {
-    // Per-CPU state arrives with SMP bring-up; until then only CPU 0 runs.
-    0
+    percpu::try_current().map_or(0, |cpu| cpu.index)
+}
+
+fn cpu_ist_stacks() -> IstStacks {
+    percpu::try_current().map_or_else(IstStacks::boot_cpu, |cpu| cpu.ist.clone())
 }
 
 /// Walks saved frame pointers (the image is built with `force-frame-pointers`): each
@@ -176,9 +251,15 @@ fn backtrace(rip: u64, mut rbp: u64) {
 }
 
 fn is_stack_range(addr: u64, len: u64) -> bool {
-    let (_guard, bottom, top) = ferrovisor_boot::entry::boot_stack();
-    (addr >= bottom && addr.saturating_add(len) <= top)
-        || (on_ist_stack(addr) && on_ist_stack(addr + len - 8))
+    let stack = percpu::try_current().map_or_else(
+        || {
+            let (_guard, bottom, top) = ferrovisor_boot::entry::boot_stack();
+            bottom..top
+        },
+        |cpu| cpu.stack.clone(),
+    );
+    (addr >= stack.start && addr.saturating_add(len) <= stack.end)
+        || cpu_ist_stacks().contains(addr, len)
 }
 
 fn current_stack_pointer() -> u64 {

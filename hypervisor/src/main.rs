@@ -19,11 +19,17 @@ mod fatal;
 #[cfg(target_os = "none")]
 mod memory;
 #[cfg(target_os = "none")]
+mod percpu;
+#[cfg(target_os = "none")]
 mod platform;
 #[cfg(all(target_os = "none", feature = "selftest"))]
 mod selftest;
 #[cfg(target_os = "none")]
+mod smp;
+#[cfg(target_os = "none")]
 mod start;
+#[cfg(target_os = "none")]
+mod time;
 
 #[cfg(target_os = "none")]
 #[panic_handler]

@@ -15,6 +15,7 @@
 
 use core::mem::MaybeUninit;
 use core::ops::Range;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use ferrovisor::mm::{BuddyAllocator, BumpAllocator, FRAME_SIZE, FrameMeta, pick_early_range};
 use ferrovisor_boot::{BootInfo, MemoryKind};
@@ -209,8 +210,16 @@ pub fn init(boot: &BootInfo) -> Result<MemorySummary, MemoryError> {
     )
     .ok_or(MemoryError::NoEarlyWindow)?;
     let mut bump = BumpAllocator::new(window.clone());
-    build_and_load_page_tables(boot, &image, &mut bump)?;
+    let root = build_and_load_page_tables(boot, &image, &mut bump)?;
     reserved.push(bump.used())?;
+    // SAFETY: `root` is the PML4 just loaded into CR3; its frame is reachable through the
+    // direct map, and from now on only KERNEL_PAGE_TABLES (under its lock) edits it.
+    let root_table =
+        unsafe { &mut *(phys_to_virt(root.start_address().as_u64()) as *mut PageTable) };
+    // SAFETY: every frame of the live tables is RAM covered by the direct map at
+    // DIRECT_MAP_BASE, so physical + DIRECT_MAP_BASE is its virtual address.
+    *KERNEL_PAGE_TABLES.lock() =
+        Some(unsafe { OffsetPageTable::new(root_table, VirtAddr::new(DIRECT_MAP_BASE)) });
 
     // 3: buddy allocator with metadata reached through the direct map.
     let entries = BuddyAllocator::metadata_len(usable.as_slice());
@@ -274,7 +283,7 @@ fn build_and_load_page_tables(
     boot: &BootInfo,
     image: &ImageLayout,
     bump: &mut BumpAllocator,
-) -> Result<(), MemoryError> {
+) -> Result<PhysFrame, MemoryError> {
     let mut frames = EarlyFrames(bump);
     let root = frames
         .allocate_frame()
@@ -350,12 +359,12 @@ fn build_and_load_page_tables(
     // SAFETY: CR4.PGE only lets TLB entries of GLOBAL pages (the image and the direct
     // map, identical in every address space the hypervisor will use) survive CR3 writes.
     unsafe { Cr4::update(|flags| flags.insert(Cr4Flags::PAGE_GLOBAL)) };
-    Ok(())
+    Ok(root)
 }
 
 fn map<S: PageSize>(
     tables: &mut OffsetPageTable<'_>,
-    frames: &mut EarlyFrames<'_>,
+    frames: &mut impl FrameAllocator<Size4KiB>,
     vaddr: u64,
     paddr: u64,
     flags: PageTableFlags,
@@ -368,8 +377,8 @@ where
     let frame = PhysFrame::<S>::from_start_address(PhysAddr::new(paddr))
         .map_err(|_| MemoryError::PageTables("unaligned frame"))?;
     let parent_flags = PageTableFlags::PRESENT | PageTableFlags::WRITABLE;
-    // SAFETY: the tables are not live yet (CR3 still holds the early tables), so no
-    // existing access can be invalidated; each page is mapped once (ranges are merged).
+    // SAFETY: callers map each page once, either into tables that are not live yet or
+    // into the never-before-used vmap region, so no existing access is invalidated.
     unsafe { tables.map_to_with_table_flags(page, frame, flags, parent_flags, frames) }
         .map_err(|e| {
             MemoryError::PageTables(match e {
@@ -396,4 +405,108 @@ fn merge_sorted(ranges: &mut [Range<u64>]) -> usize {
         }
     }
     out
+}
+
+/// The live page tables (shared by every CPU), once [`init`] has run. Lock order: take
+/// this before [`FRAMES`].
+static KERNEL_PAGE_TABLES: Mutex<Option<OffsetPageTable<'static>>> = Mutex::new(None);
+
+/// Base of the region for mappings made after boot (stacks with guard pages, device
+/// MMIO): PML4 slot 384, 512 GiB. Addresses are handed out once and never reused.
+pub const VMAP_BASE: u64 = 0xffff_c000_0000_0000;
+const VMAP_END: u64 = VMAP_BASE + (1 << 39);
+static VMAP_NEXT: AtomicU64 = AtomicU64::new(VMAP_BASE);
+
+/// Frames for page tables after boot: from the buddy allocator, zeroed through the
+/// direct map.
+struct LiveFrames<'a>(&'a mut BuddyAllocator<'static>);
+
+// SAFETY: each frame comes from the buddy allocator, which hands a frame out once; it
+// is zeroed before use as a page table.
+unsafe impl FrameAllocator<Size4KiB> for LiveFrames<'_> {
+    fn allocate_frame(&mut self) -> Option<PhysFrame<Size4KiB>> {
+        let paddr = self.0.alloc(0)?;
+        // SAFETY: the frame was just allocated to us and is mapped by the direct map.
+        unsafe { core::ptr::write_bytes(phys_to_virt(paddr) as *mut u8, 0, FRAME_SIZE as usize) };
+        PhysFrame::from_start_address(PhysAddr::new(paddr)).ok()
+    }
+}
+
+fn reserve_vmap(bytes: u64) -> Result<u64, MemoryError> {
+    let bytes = bytes.div_ceil(FRAME_SIZE) * FRAME_SIZE;
+    let start = VMAP_NEXT.fetch_add(bytes, Ordering::Relaxed);
+    if start.checked_add(bytes).is_none_or(|end| end > VMAP_END) {
+        return Err(MemoryError::PageTables("vmap region exhausted"));
+    }
+    Ok(start)
+}
+
+/// Maps `len` bytes of device memory at physical `paddr` uncached (PCD|PWT selects UC
+/// with the power-on PAT, SDM Vol. 3A §12.12.3) and returns its virtual address.
+pub fn map_mmio(paddr: u64, len: u64) -> Result<u64, MemoryError> {
+    let first = paddr & !(FRAME_SIZE - 1);
+    let span = (paddr + len).div_ceil(FRAME_SIZE) * FRAME_SIZE - first;
+    let virt = reserve_vmap(span)?;
+    let flags = PageTableFlags::PRESENT
+        | PageTableFlags::WRITABLE
+        | PageTableFlags::NO_EXECUTE
+        | PageTableFlags::NO_CACHE
+        | PageTableFlags::WRITE_THROUGH
+        | PageTableFlags::GLOBAL;
+    let mut tables = KERNEL_PAGE_TABLES.lock();
+    let tables = tables
+        .as_mut()
+        .ok_or(MemoryError::PageTables("not initialised"))?;
+    let mut frames = FRAMES.lock();
+    let frames = frames
+        .as_mut()
+        .ok_or(MemoryError::PageTables("not initialised"))?;
+    for offset in (0..span).step_by(FRAME_SIZE as usize) {
+        map::<Size4KiB>(
+            tables,
+            &mut LiveFrames(frames),
+            virt + offset,
+            first + offset,
+            flags,
+        )?;
+    }
+    Ok(virt + (paddr - first))
+}
+
+/// Allocates a stack of `bytes` (rounded up to pages) in the vmap region with an
+/// unmapped guard page below it; returns `bottom..top`.
+pub fn alloc_stack(bytes: u64) -> Result<Range<u64>, MemoryError> {
+    let bytes = bytes.div_ceil(FRAME_SIZE) * FRAME_SIZE;
+    let guard = reserve_vmap(FRAME_SIZE + bytes)?;
+    let bottom = guard + FRAME_SIZE;
+    let flags = PageTableFlags::PRESENT
+        | PageTableFlags::WRITABLE
+        | PageTableFlags::NO_EXECUTE
+        | PageTableFlags::GLOBAL;
+    let mut tables = KERNEL_PAGE_TABLES.lock();
+    let tables = tables
+        .as_mut()
+        .ok_or(MemoryError::PageTables("not initialised"))?;
+    let mut frames = FRAMES.lock();
+    let frames = frames
+        .as_mut()
+        .ok_or(MemoryError::PageTables("not initialised"))?;
+    for offset in (0..bytes).step_by(FRAME_SIZE as usize) {
+        let frame = frames
+            .alloc(0)
+            .ok_or(MemoryError::PageTables("out of memory for a stack"))?;
+        map::<Size4KiB>(
+            tables,
+            &mut LiveFrames(frames),
+            bottom + offset,
+            frame,
+            flags,
+        )?;
+    }
+    Ok(bottom..bottom + bytes)
+}
+
+/// Physical address of the live PML4 (what an AP loads into CR3).
+pub fn kernel_cr3() -> u64 {
+    Cr3::read().0.start_address().as_u64()
 }

@@ -131,3 +131,10 @@ fn verdict(code: ExitCode) -> ! {
     console_print!("Test result: {word}\n");
     stop(code)
 }
+
+/// An AP's part in the self tests: idle with interrupts enabled.
+pub fn ap_run(_cpu: &'static crate::percpu::PerCpu) -> ! {
+    loop {
+        x86_64::instructions::interrupts::enable_and_hlt();
+    }
+}

@@ -9,8 +9,8 @@ use ferrovisor_drivers::console;
 use log::{info, warn};
 use spin::Mutex;
 
-use crate::memory;
 use crate::platform::{ExitCode, stop};
+use crate::{memory, smp, time};
 
 /// The boot description, filled once by `ferrovisor_main`.
 static BOOT_INFO: Mutex<BootInfo> = Mutex::new(BootInfo::empty(BootProtocol::Multiboot1));
@@ -91,6 +91,20 @@ extern "C" fn ferrovisor_main(entry_path: u32, eax: u32, ebx: u32) -> ! {
     );
     report_boot_info(&boot);
 
+    time::init();
+    let bsp = smp::init_boot_cpu();
+    if let Some(apic) = bsp.apic.get() {
+        time::calibrate_apic_timer(*apic);
+    }
+    let max_cpus = if options.nosmp {
+        1
+    } else {
+        options.maxcpus.map_or(usize::MAX, |n| n as usize)
+    };
+    let apic_ids = platform_cpus();
+    let online = smp::start_aps(&boot, &apic_ids, max_cpus);
+    info!("smp: {online} CPU(s) online");
+
     run(&boot, &options)
 }
 
@@ -143,4 +157,21 @@ fn cannot_boot(reason: core::fmt::Arguments<'_>) -> ! {
     console::emergency_write(format_args!("(FV) ERROR: cannot boot: {reason}\n"));
     console::emergency_write(format_args!("FATAL: halting all CPUs\n"));
     stop(ExitCode::Fatal)
+}
+
+/// An application processor's life after bring-up: idle with interrupts on (self-test
+/// builds give it work), until the scheduler exists.
+pub fn ap_run(cpu: &'static crate::percpu::PerCpu) -> ! {
+    #[cfg(feature = "selftest")]
+    crate::selftest::ap_run(cpu);
+    #[cfg(not(feature = "selftest"))]
+    let _ = cpu;
+    loop {
+        x86_64::instructions::interrupts::enable_and_hlt();
+    }
+}
+
+/// TEMPORARY until the ACPI platform description lands.
+fn platform_cpus() -> alloc::vec::Vec<u32> {
+    (0..4).collect()
 }
