@@ -11,6 +11,8 @@ pub mod apic;
 pub mod cpu;
 #[cfg(target_os = "none")]
 pub mod descriptors;
+pub mod idle;
 #[cfg(target_os = "none")]
 pub mod msr;
 pub mod trap;
+pub mod tsc;

@@ -4,3 +4,4 @@
 #![cfg_attr(not(test), no_std)]
 
 pub mod mm;
+pub mod timer;

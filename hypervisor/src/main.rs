@@ -22,6 +22,8 @@ mod memory;
 mod percpu;
 #[cfg(target_os = "none")]
 mod platform;
+#[cfg(target_os = "none")]
+mod platform_acpi;
 #[cfg(all(target_os = "none", feature = "selftest"))]
 mod selftest;
 #[cfg(target_os = "none")]

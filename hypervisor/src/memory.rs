@@ -441,18 +441,39 @@ fn reserve_vmap(bytes: u64) -> Result<u64, MemoryError> {
     Ok(start)
 }
 
+/// Maps `len` bytes of firmware tables at physical `paddr` read-only and cacheable
+/// (ACPI tables live in RAM the firmware marks reserved or ACPI, which the direct map
+/// may not cover) and returns the virtual address of `paddr`. The mapping stays.
+pub fn map_firmware(paddr: u64, len: u64) -> Result<u64, MemoryError> {
+    map_physical(
+        paddr,
+        len,
+        PageTableFlags::PRESENT | PageTableFlags::NO_EXECUTE | PageTableFlags::GLOBAL,
+    )
+}
+
 /// Maps `len` bytes of device memory at physical `paddr` uncached (PCD|PWT selects UC
 /// with the power-on PAT, SDM Vol. 3A §12.12.3) and returns its virtual address.
 pub fn map_mmio(paddr: u64, len: u64) -> Result<u64, MemoryError> {
+    map_physical(
+        paddr,
+        len,
+        PageTableFlags::PRESENT
+            | PageTableFlags::WRITABLE
+            | PageTableFlags::NO_EXECUTE
+            | PageTableFlags::NO_CACHE
+            | PageTableFlags::WRITE_THROUGH
+            | PageTableFlags::GLOBAL,
+    )
+}
+
+fn map_physical(paddr: u64, len: u64, flags: PageTableFlags) -> Result<u64, MemoryError> {
     let first = paddr & !(FRAME_SIZE - 1);
-    let span = (paddr + len).div_ceil(FRAME_SIZE) * FRAME_SIZE - first;
+    let end = paddr
+        .checked_add(len.max(1))
+        .ok_or(MemoryError::PageTables("range overflows"))?;
+    let span = end.div_ceil(FRAME_SIZE) * FRAME_SIZE - first;
     let virt = reserve_vmap(span)?;
-    let flags = PageTableFlags::PRESENT
-        | PageTableFlags::WRITABLE
-        | PageTableFlags::NO_EXECUTE
-        | PageTableFlags::NO_CACHE
-        | PageTableFlags::WRITE_THROUGH
-        | PageTableFlags::GLOBAL;
     let mut tables = KERNEL_PAGE_TABLES.lock();
     let tables = tables
         .as_mut()

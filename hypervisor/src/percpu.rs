@@ -7,9 +7,10 @@
 use core::ops::Range;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
+use ferrovisor::timer::TimerQueue;
 use ferrovisor_arch::apic::LocalApic;
 use ferrovisor_arch::descriptors::IstStacks;
-use spin::Once;
+use spin::{Mutex, Once};
 use x86_64::VirtAddr;
 use x86_64::registers::model_specific::GsBase;
 
@@ -37,7 +38,13 @@ pub struct PerCpu {
     /// Interrupts handled on this CPU, by kind (for tests and reports).
     pub ipis_received: AtomicU64,
     pub timer_interrupts: AtomicU64,
+    /// Pending one-shot timers, earliest programmed into the APIC timer. Taken by the
+    /// timer interrupt: hold it only with interrupts disabled.
+    pub timers: Mutex<TimerQueue<TIMERS_PER_CPU>>,
 }
+
+/// Pending timers a CPU can hold.
+pub const TIMERS_PER_CPU: usize = 64;
 
 // SAFETY: `self_pointer` only ever points at the PerCpu itself (immutable after
 // creation); every other field is Sync.
@@ -62,6 +69,7 @@ impl PerCpu {
             online: AtomicBool::new(false),
             ipis_received: AtomicU64::new(0),
             timer_interrupts: AtomicU64::new(0),
+            timers: Mutex::new(TimerQueue::new()),
         }));
         percpu.self_pointer = percpu;
         let percpu: &'static PerCpu = percpu;

@@ -9,8 +9,19 @@
 //! | `ro-write`       | writes a `.rodata` object                     | #PF, RIP of the store, CR2 of the object |
 //! | `stack-overflow` | recurses into the boot stack's guard page     | #DF on the #DF IST stack, CR2 in the guard |
 //! | `panic`          | panics                                        | message and location |
+//! | `smp`            | checks every firmware-listed CPU came online  | `Test result: SUCCESS` |
+//! | `timers`         | N one-shot deadlines on every CPU             | all fire, in order, none early |
+//! | `ipi`            | K-hop IPI ring through all CPUs, then a broadcast | count reached, everyone got the broadcast |
+//! | `ap-panic`       | the last AP panics                            | its PANIC report, and every other CPU's NMI stop report |
+
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use ferrovisor_boot::BootInfo;
+use spin::Mutex;
+
+use crate::percpu::{self, PerCpu};
+use crate::{smp, time};
 use ferrovisor_boot::cmdline::Options;
 use ferrovisor_drivers::console_print;
 
@@ -88,6 +99,10 @@ pub fn run(_boot: &BootInfo, options: &Options) -> ! {
             verdict(ExitCode::Failure)
         }
         "panic" => deliberate_panic(),
+        "smp" => verdict(smp_test(boot_expected_cpus(options))),
+        "timers" => verdict(timer_test_all_cpus()),
+        "ipi" => verdict(ipi_test()),
+        "ap-panic" => ap_panic_test(),
         other => {
             console_print!("selftest: unknown self test '{other}'\n");
             verdict(ExitCode::Error)
@@ -132,9 +147,297 @@ fn verdict(code: ExitCode) -> ! {
     stop(code)
 }
 
-/// An AP's part in the self tests: idle with interrupts enabled.
-pub fn ap_run(_cpu: &'static crate::percpu::PerCpu) -> ! {
+fn boot_expected_cpus(options: &Options) -> usize {
+    let listed = crate::start::platform_cpu_count();
+    let limit = if options.nosmp {
+        1
+    } else {
+        options.maxcpus.map_or(usize::MAX, |n| n as usize)
+    };
+    listed.min(limit).min(crate::percpu::MAX_CPUS)
+}
+
+fn smp_test(expected: usize) -> ExitCode {
+    let online = percpu::online_count();
+    for cpu in percpu::all() {
+        console_print!(
+            "selftest: cpu {} apic id {} {}\n",
+            cpu.index,
+            cpu.apic_id,
+            if cpu.online.load(Ordering::Acquire) {
+                "online"
+            } else {
+                "OFFLINE"
+            }
+        );
+    }
+    console_print!("selftest: {online} of {expected} expected CPU(s) online\n");
+    if online == expected {
+        ExitCode::Success
+    } else {
+        ExitCode::Failure
+    }
+}
+
+// ---- Coordination with the APs -------------------------------------------------------
+
+/// What the APs should do next: they read it whenever an interrupt wakes them.
+static STAGE: AtomicU32 = AtomicU32::new(STAGE_IDLE);
+const STAGE_IDLE: u32 = 0;
+const STAGE_TIMERS: u32 = 1;
+const STAGE_AP_PANIC: u32 = 2;
+/// APs that finished the current stage, and how many of them failed.
+static STAGE_DONE: AtomicU32 = AtomicU32::new(0);
+static STAGE_FAILED: AtomicU32 = AtomicU32::new(0);
+
+/// An AP's part in the self tests: sleep until kicked, then do what the stage says.
+pub fn ap_run(cpu: &'static PerCpu) -> ! {
+    let mut seen = STAGE_IDLE;
     loop {
         x86_64::instructions::interrupts::enable_and_hlt();
+        let stage = STAGE.load(Ordering::Acquire);
+        if stage == seen {
+            continue;
+        }
+        seen = stage;
+        match stage {
+            STAGE_TIMERS => {
+                if !timer_test(cpu) {
+                    STAGE_FAILED.fetch_add(1, Ordering::AcqRel);
+                }
+                STAGE_DONE.fetch_add(1, Ordering::AcqRel);
+            }
+            STAGE_AP_PANIC if cpu.index + 1 == percpu::online_count() as u32 => deliberate_panic(),
+            _ => {}
+        }
+    }
+}
+
+/// Sleeps (HLT with interrupts on) until `done` or `timeout_ns` passes; returns
+/// `done()`. `done` always runs with interrupts off, so it may take locks that
+/// interrupt handlers take too. A wakeup timer bounds every sleep.
+fn sleep_until(timeout_ns: u64, mut done: impl FnMut() -> bool) -> bool {
+    use x86_64::instructions::interrupts;
+    let cpu = percpu::current();
+    let end = time::now_ns() + timeout_ns;
+    interrupts::disable();
+    let mut wakeup = None;
+    loop {
+        if done() {
+            break;
+        }
+        let now = time::now_ns();
+        if now >= end {
+            break;
+        }
+        if let Some(id) = wakeup.take() {
+            time::cancel_timer(cpu, id);
+        }
+        wakeup = time::add_timer(cpu, end.min(now + 5_000_000), time::WAKEUP_TOKEN).ok();
+        interrupts::enable_and_hlt();
+        interrupts::disable();
+    }
+    if let Some(id) = wakeup {
+        time::cancel_timer(cpu, id);
+    }
+    let result = done();
+    interrupts::enable();
+    result
+}
+
+// ---- Timers -----------------------------------------------------------------------
+
+/// Intervals (µs) of the deadlines each CPU sets, deliberately out of order.
+const TIMER_OFFSETS_US: [u64; 8] = [3000, 1000, 4000, 1500, 9000, 2600, 500, 7000];
+
+/// Expiries seen by the timer interrupt: (cpu, token, time fired).
+static TIMER_LOG: Mutex<Vec<(u32, u64, u64)>> = Mutex::new(Vec::new());
+
+/// Called by the timer interrupt for each expired self-test timer.
+pub fn on_timer_expired(cpu: &PerCpu, token: u64) {
+    TIMER_LOG.lock().push((cpu.index, token, time::now_ns()));
+}
+
+fn timer_test_all_cpus() -> ExitCode {
+    let aps = percpu::online_count() as u32 - 1;
+    STAGE_DONE.store(0, Ordering::Release);
+    STAGE.store(STAGE_TIMERS, Ordering::Release);
+    if aps > 0 {
+        smp::kick_all_but_self();
+    }
+    let mut ok = timer_test(percpu::current());
+    if !sleep_until(2_000_000_000, || STAGE_DONE.load(Ordering::Acquire) >= aps) {
+        console_print!(
+            "selftest: only {} of {aps} AP(s) finished the timer test\n",
+            STAGE_DONE.load(Ordering::Acquire)
+        );
+        ok = false;
+    }
+    ok &= STAGE_FAILED.load(Ordering::Acquire) == 0;
+    console_print!("selftest: tsc frequency {} kHz\n", time::tsc_hz() / 1000);
+    if ok {
+        ExitCode::Success
+    } else {
+        ExitCode::Failure
+    }
+}
+
+/// Sets every deadline on this CPU's timer queue and checks they all fire, in
+/// deadline order, none before its deadline.
+fn timer_test(cpu: &PerCpu) -> bool {
+    let start = time::now_ns();
+    let deadlines: Vec<u64> = TIMER_OFFSETS_US
+        .iter()
+        .map(|us| start + us * 1000)
+        .collect();
+    for (token, &deadline) in deadlines.iter().enumerate() {
+        if time::add_timer(cpu, deadline, SELFTEST_TIMER_TOKEN_BASE + token as u64).is_err() {
+            console_print!("selftest: cpu {}: timer queue full\n", cpu.index);
+            return false;
+        }
+    }
+    let mine = || TIMER_LOG.lock().iter().filter(|e| e.0 == cpu.index).count();
+    let all_fired = sleep_until(1_000_000_000, || mine() >= deadlines.len());
+    let log: Vec<(u64, u64)> = x86_64::instructions::interrupts::without_interrupts(|| {
+        TIMER_LOG
+            .lock()
+            .iter()
+            .filter(|e| e.0 == cpu.index)
+            .map(|e| (e.1 - SELFTEST_TIMER_TOKEN_BASE, e.2))
+            .collect()
+    });
+    let mut ok = all_fired;
+    let mut previous_deadline = 0;
+    for &(token, fired) in &log {
+        let deadline = deadlines[token as usize];
+        if fired < deadline {
+            console_print!(
+                "selftest: cpu {}: timer {token} fired {} ns early\n",
+                cpu.index,
+                deadline - fired
+            );
+            ok = false;
+        }
+        if deadline < previous_deadline {
+            console_print!(
+                "selftest: cpu {}: timer {token} fired out of order\n",
+                cpu.index
+            );
+            ok = false;
+        }
+        previous_deadline = deadline;
+    }
+    let worst_late = log
+        .iter()
+        .map(|&(t, f)| f - deadlines[t as usize].min(f))
+        .max()
+        .unwrap_or(0);
+    console_print!(
+        "selftest: cpu {}: {} of {} timers fired in order, none early (latest {} us late): {}\n",
+        cpu.index,
+        log.len(),
+        deadlines.len(),
+        worst_late / 1000,
+        if ok { "ok" } else { "FAILED" }
+    );
+    ok
+}
+
+/// Timer tokens at or above this belong to the self tests.
+pub const SELFTEST_TIMER_TOKEN_BASE: u64 = 1 << 48;
+
+// ---- IPIs ---------------------------------------------------------------------------
+
+/// Hops the ring makes: each kick increments the counter and forwards to the next CPU.
+const RING_HOPS: u64 = 1000;
+static RING_ACTIVE: AtomicBool = AtomicBool::new(false);
+static RING_COUNT: AtomicU64 = AtomicU64::new(0);
+
+/// Called by the kick IPI handler.
+pub fn on_kick(cpu: &PerCpu) {
+    if !RING_ACTIVE.load(Ordering::Acquire) {
+        return;
+    }
+    let count = RING_COUNT.fetch_add(1, Ordering::AcqRel) + 1;
+    if count < RING_HOPS {
+        let next = (cpu.index + 1) % percpu::online_count() as u32;
+        smp::kick(next);
+    }
+}
+
+fn ipi_test() -> ExitCode {
+    let cpus = percpu::online_count() as u32;
+    RING_COUNT.store(0, Ordering::Release);
+    RING_ACTIVE.store(true, Ordering::Release);
+    smp::kick(1 % cpus);
+    let ring_ok = sleep_until(5_000_000_000, || {
+        RING_COUNT.load(Ordering::Acquire) >= RING_HOPS
+    });
+    RING_ACTIVE.store(false, Ordering::Release);
+    console_print!(
+        "selftest: ipi ring over {cpus} CPU(s): {} of {RING_HOPS} hops\n",
+        RING_COUNT.load(Ordering::Acquire)
+    );
+
+    let before: Vec<u64> = percpu::all()
+        .map(|c| c.ipis_received.load(Ordering::Acquire))
+        .collect();
+    let me = percpu::current().index;
+    if cpus > 1 {
+        smp::kick_all_but_self();
+    }
+    let reached = || {
+        percpu::all()
+            .zip(&before)
+            .filter(|(c, b)| c.index != me && c.ipis_received.load(Ordering::Acquire) > **b)
+            .count()
+    };
+    let broadcast_ok = sleep_until(1_000_000_000, || reached() + 1 >= cpus as usize);
+    console_print!(
+        "selftest: broadcast reached {} of {} other CPU(s)\n",
+        reached(),
+        cpus - 1
+    );
+    if ring_ok && broadcast_ok {
+        ExitCode::Success
+    } else {
+        ExitCode::Failure
+    }
+}
+
+// ---- A panic on an AP -----------------------------------------------------------------
+
+fn ap_panic_test() -> ! {
+    let cpus = percpu::online_count() as u32;
+    if cpus < 2 {
+        console_print!("selftest: ap-panic needs at least 2 CPUs\n");
+        verdict(ExitCode::Skip)
+    }
+    let victim = cpus - 1;
+    let others: Vec<u32> = (0..cpus).filter(|&i| i != victim).collect();
+    console_print!(
+        "selftest: expect panic-cpu={victim} stopped-cpus={}\n",
+        Joined(&others)
+    );
+    STAGE.store(STAGE_AP_PANIC, Ordering::Release);
+    smp::kick_all_but_self();
+    // The victim's panic stops this CPU with an NMI; if it never comes, that is a failure.
+    if !sleep_until(5_000_000_000, || false) {
+        console_print!("selftest: the AP did not panic and stop this CPU within 5 s\n");
+    }
+    verdict(ExitCode::Failure)
+}
+
+struct Joined<'a>(&'a [u32]);
+
+impl core::fmt::Display for Joined<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for (i, value) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{value}")?;
+        }
+        Ok(())
     }
 }

@@ -229,6 +229,8 @@ pub fn handle_interrupt(vector: u8) {
         vectors::SPURIOUS => return, // no EOI for spurious interrupts (§11.9)
         vectors::KICK => {
             cpu.ipis_received.fetch_add(1, Ordering::AcqRel);
+            #[cfg(feature = "selftest")]
+            crate::selftest::on_kick(cpu);
         }
         vectors::TIMER => {
             cpu.timer_interrupts.fetch_add(1, Ordering::AcqRel);

@@ -101,7 +101,8 @@ extern "C" fn ferrovisor_main(entry_path: u32, eax: u32, ebx: u32) -> ! {
     } else {
         options.maxcpus.map_or(usize::MAX, |n| n as usize)
     };
-    let apic_ids = platform_cpus();
+    let platform = crate::platform_acpi::platform(boot.rsdp, bsp.apic_id);
+    let apic_ids: alloc::vec::Vec<u32> = platform.usable_cpus().map(|cpu| cpu.apic_id).collect();
     let online = smp::start_aps(&boot, &apic_ids, max_cpus);
     info!("smp: {online} CPU(s) online");
 
@@ -165,13 +166,18 @@ pub fn ap_run(cpu: &'static crate::percpu::PerCpu) -> ! {
     #[cfg(feature = "selftest")]
     crate::selftest::ap_run(cpu);
     #[cfg(not(feature = "selftest"))]
-    let _ = cpu;
-    loop {
-        x86_64::instructions::interrupts::enable_and_hlt();
+    {
+        let _ = cpu;
+        loop {
+            x86_64::instructions::interrupts::enable_and_hlt();
+        }
     }
 }
 
-/// TEMPORARY until the ACPI platform description lands.
-fn platform_cpus() -> alloc::vec::Vec<u32> {
-    (0..4).collect()
+/// CPUs the firmware lists as usable (1 when ACPI is missing or broken).
+pub fn platform_cpu_count() -> usize {
+    crate::platform_acpi::platform(None, 0)
+        .usable_cpus()
+        .count()
+        .max(1)
 }

@@ -8,8 +8,10 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use ferrovisor::timer::{TimerError, TimerId};
 use ferrovisor_arch::apic::{ApicRegister, LocalApic, has_tsc_deadline};
 use log::{info, warn};
+use x86_64::instructions::interrupts::without_interrupts;
 use x86_64::instructions::port::Port;
 
 use crate::percpu::PerCpu;
@@ -172,5 +174,46 @@ pub fn arm(cpu: &PerCpu, deadline_ns: u64) {
     }
 }
 
-/// Timer interrupt: expiry processing arrives with the per-CPU timer queue.
-pub fn on_timer_interrupt(_cpu: &PerCpu) {}
+/// Timer tokens with this value only wake the CPU up.
+pub const WAKEUP_TOKEN: u64 = 0;
+
+/// Adds a one-shot timer on the running CPU `cpu`, firing at `deadline_ns` with
+/// `token`, and reprograms the hardware if it is now the earliest.
+pub fn add_timer(cpu: &PerCpu, deadline_ns: u64, token: u64) -> Result<TimerId, TimerError> {
+    // The timer interrupt takes the same lock: hold it only with interrupts off.
+    without_interrupts(|| {
+        let mut queue = cpu.timers.lock();
+        let id = queue.insert(deadline_ns, token)?;
+        if queue.next_deadline() == Some(deadline_ns) {
+            arm(cpu, deadline_ns);
+        }
+        Ok(id)
+    })
+}
+
+/// Cancels a pending timer of the running CPU.
+pub fn cancel_timer(cpu: &PerCpu, id: TimerId) {
+    without_interrupts(|| {
+        let _ = cpu.timers.lock().cancel(id);
+    });
+}
+
+/// The timer interrupt: runs every expired timer, earliest first, then programs the
+/// next deadline.
+pub fn on_timer_interrupt(cpu: &PerCpu) {
+    loop {
+        let expired = cpu.timers.lock().pop_expired(now_ns());
+        let Some((_id, token)) = expired else { break };
+        match token {
+            WAKEUP_TOKEN => {}
+            #[cfg(feature = "selftest")]
+            token if token >= crate::selftest::SELFTEST_TIMER_TOKEN_BASE => {
+                crate::selftest::on_timer_expired(cpu, token)
+            }
+            other => warn!("cpu {}: timer with unknown token {other:#x}", cpu.index),
+        }
+    }
+    if let Some(next) = cpu.timers.lock().next_deadline() {
+        arm(cpu, next);
+    }
+}
