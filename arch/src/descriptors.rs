@@ -193,9 +193,10 @@ static mut BOOT_CPU_TABLES: Option<CpuDescriptors> = None;
 pub fn init_boot_cpu() {
     BOOT_CPU_DESCRIPTORS.call_once(|| {
         let tables = CpuDescriptors::new(&IstStacks::boot_cpu());
+        let pointer = &raw mut BOOT_CPU_TABLES;
         // SAFETY: the Once makes this the only access to BOOT_CPU_TABLES, ever, so the
         // 'static mutable reference handed to `load` is unique.
-        let slot = unsafe { &mut *(&raw mut BOOT_CPU_TABLES) };
+        let slot = unsafe { &mut *pointer };
         slot.insert(tables).load();
     });
 }

@@ -357,7 +357,7 @@ pub unsafe fn set_ap_boot_parameters(cr3: u64, stack_top: u64, cpu_index: u32) {
     // caller guarantees nobody else reads or writes them now.
     unsafe { slots.write_volatile(cr3) };
     // SAFETY: as above, second slot.
-    unsafe { slots.add(1).write_volatile(stack_top) };
+    unsafe { slots.wrapping_add(1).write_volatile(stack_top) };
     // SAFETY: as above, third slot.
-    unsafe { slots.add(2).write_volatile(u64::from(cpu_index)) };
+    unsafe { slots.wrapping_add(2).write_volatile(u64::from(cpu_index)) };
 }

@@ -4,4 +4,7 @@
 //! arrive with later work.
 #![cfg_attr(not(test), no_std)]
 
+extern crate alloc;
+
+pub mod acpi;
 pub mod console;

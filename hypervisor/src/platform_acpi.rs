@@ -43,31 +43,42 @@ static PLATFORM: Once<Platform> = Once::new();
 /// Reads the ACPI platform description (once). Missing or malformed tables give a
 /// warning and the one-CPU fallback, never a crash.
 pub fn platform(rsdp: Option<u64>, boot_apic_id: u32) -> &'static Platform {
-    // SAFETY: FirmwareMapper maps any physical range below 2^52 on request, read-only
-    // and cacheable, in fresh page-table entries: reading firmware tables (RAM the
-    // firmware reserved) has no side effects and cannot fault.
-    let discovered = unsafe { ferrovisor_drivers::acpi::discover(FirmwareMapper, rsdp) };
-    PLATFORM.call_once(|| match discovered {
-        Ok(platform) => {
-            for warning in &platform.warnings {
-                warn!("acpi: {warning}");
+    PLATFORM.call_once(|| {
+        // SAFETY: FirmwareMapper maps any physical range below 2^52 on request, read-only
+        // and cacheable, in fresh page-table entries: reading firmware tables (RAM the
+        // firmware reserved) has no side effects and cannot fault.
+        let discovered = unsafe { ferrovisor_drivers::acpi::discover(FirmwareMapper, rsdp) };
+        let mut platform = match discovered {
+            Ok(platform) => {
+                for warning in &platform.warnings {
+                    warn!("acpi: {warning}");
+                }
+                platform
             }
-            info!(
-                "acpi: {} usable CPU(s) in the MADT, {} I/O APIC(s), pm timer {}, hpet {}",
-                platform.usable_cpus().count(),
-                platform.io_apics.len(),
-                if platform.pm_timer.is_some() {
-                    "yes"
-                } else {
-                    "no"
-                },
-                if platform.hpet.is_some() { "yes" } else { "no" },
-            );
-            platform
-        }
-        Err(error) => {
-            warn!("acpi: {error}; continuing with the boot CPU only");
-            Platform::single_cpu_fallback(boot_apic_id)
-        }
+            Err(error) => {
+                warn!("acpi: {error}; continuing with the boot CPU only");
+                Platform::single_cpu_fallback(boot_apic_id)
+            }
+        };
+        // The CPU running this code exists whatever the tables say.
+        platform.ensure_boot_cpu(boot_apic_id);
+        info!(
+            "acpi: {} usable CPU(s) in the MADT, {} I/O APIC(s), pm timer {}, hpet {}",
+            platform.usable_cpus().count(),
+            platform.io_apics.len(),
+            if platform.pm_timer.is_some() {
+                "yes"
+            } else {
+                "no"
+            },
+            if platform.hpet.is_some() { "yes" } else { "no" },
+        );
+        platform
     })
+}
+
+/// The platform description, if [`platform`] has run.
+#[cfg(feature = "selftest")]
+pub fn get() -> Option<&'static Platform> {
+    PLATFORM.get()
 }

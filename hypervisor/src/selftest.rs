@@ -148,7 +148,7 @@ fn verdict(code: ExitCode) -> ! {
 }
 
 fn boot_expected_cpus(options: &Options) -> usize {
-    let listed = crate::start::platform_cpu_count();
+    let listed = crate::platform_acpi::get().map_or(1, |p| p.usable_cpus().count().max(1));
     let limit = if options.nosmp {
         1
     } else {

@@ -66,11 +66,8 @@ fn enable_local_apic(cpu: &PerCpu) -> Result<LocalApic, memory::MemoryError> {
 }
 
 /// Sets up the boot CPU's per-CPU state and APIC. Call after memory is up.
-pub fn init_boot_cpu() -> &'static PerCpu {
+pub fn init_boot_cpu(apic_id: u32) -> &'static PerCpu {
     let (_guard, bottom, top) = ferrovisor_boot::entry::boot_stack();
-    let apic_id = raw_cpuid::CpuId::new()
-        .get_feature_info()
-        .map_or(0, |f| u32::from(f.initial_local_apic_id()));
     let cpu = PerCpu::create(0, apic_id, bottom..top, IstStacks::boot_cpu());
     cpu.install();
     mask_legacy_pics();
@@ -130,7 +127,11 @@ pub fn start_aps(boot: &ferrovisor_boot::BootInfo, apic_ids: &[u32], max_cpus: u
     unsafe { core::ptr::copy_nonoverlapping(code.as_ptr(), target, code.len()) };
     // SAFETY: as above; the patch lies inside the copied trampoline.
     unsafe {
-        core::ptr::copy_nonoverlapping(patch.as_ptr(), target.add(patch_offset), patch.len())
+        core::ptr::copy_nonoverlapping(
+            patch.as_ptr(),
+            target.wrapping_add(patch_offset),
+            patch.len(),
+        )
     };
 
     let mut next_index = 1u32;
@@ -198,6 +199,10 @@ extern "C" fn ferrovisor_ap_main(cpu_index: u32) -> ! {
     crate::start::ap_run(cpu)
 }
 
+#[cfg_attr(
+    not(feature = "selftest"),
+    allow(dead_code, reason = "the scheduler is its first production user")
+)]
 /// Sends a kick IPI to CPU `index`.
 pub fn kick(index: u32) {
     if let Some(target) = percpu::get(index) {
@@ -208,6 +213,10 @@ pub fn kick(index: u32) {
     }
 }
 
+#[cfg_attr(
+    not(feature = "selftest"),
+    allow(dead_code, reason = "the scheduler is its first production user")
+)]
 /// Sends a kick IPI to every CPU but this one.
 pub fn kick_all_but_self() {
     percpu::current()

@@ -91,8 +91,12 @@ extern "C" fn ferrovisor_main(entry_path: u32, eax: u32, ebx: u32) -> ! {
     );
     report_boot_info(&boot);
 
-    time::init();
-    let bsp = smp::init_boot_cpu();
+    let boot_apic_id = raw_cpuid::CpuId::new()
+        .get_feature_info()
+        .map_or(0, |f| u32::from(f.initial_local_apic_id()));
+    let platform = crate::platform_acpi::platform(boot.rsdp, boot_apic_id);
+    time::init(platform);
+    let bsp = smp::init_boot_cpu(boot_apic_id);
     if let Some(apic) = bsp.apic.get() {
         time::calibrate_apic_timer(*apic);
     }
@@ -101,7 +105,6 @@ extern "C" fn ferrovisor_main(entry_path: u32, eax: u32, ebx: u32) -> ! {
     } else {
         options.maxcpus.map_or(usize::MAX, |n| n as usize)
     };
-    let platform = crate::platform_acpi::platform(boot.rsdp, bsp.apic_id);
     let apic_ids: alloc::vec::Vec<u32> = platform.usable_cpus().map(|cpu| cpu.apic_id).collect();
     let online = smp::start_aps(&boot, &apic_ids, max_cpus);
     info!("smp: {online} CPU(s) online");
@@ -172,12 +175,4 @@ pub fn ap_run(cpu: &'static crate::percpu::PerCpu) -> ! {
             x86_64::instructions::interrupts::enable_and_hlt();
         }
     }
-}
-
-/// CPUs the firmware lists as usable (1 when ACPI is missing or broken).
-pub fn platform_cpu_count() -> usize {
-    crate::platform_acpi::platform(None, 0)
-        .usable_cpus()
-        .count()
-        .max(1)
 }

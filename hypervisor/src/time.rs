@@ -2,28 +2,30 @@
 //! bring-up; per-CPU one-shot timer interrupts (TSC-deadline mode where available,
 //! APIC one-shot otherwise).
 //!
-//! Calibration order: CPUID leaf 15H (exact, when the CPU enumerates its crystal),
-//! then a 10 ms window of the PIT's channel 2 (every PC has one; ACPI's PM timer
-//! replaces it once the platform description is parsed).
+//! Calibration order: CPUID leaf 15H (exact, when the CPU enumerates its crystal), then
+//! 10 ms windows of the ACPI PM timer, then of the PIT's channel 2. Conversions between
+//! ticks and nanoseconds use a multiply-and-shift [`TscScale`], no division.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use ferrovisor::timer::{TimerError, TimerId};
 use ferrovisor_arch::apic::{ApicRegister, LocalApic, has_tsc_deadline};
+use ferrovisor_arch::tsc::{self, TscScale};
+use ferrovisor_drivers::acpi::{Platform, PmTimer, RegisterLocation};
 use log::{info, warn};
+use spin::Once;
 use x86_64::instructions::interrupts::without_interrupts;
 use x86_64::instructions::port::Port;
 
 use crate::percpu::PerCpu;
 use crate::smp::vectors;
 
-static TSC_HZ: AtomicU64 = AtomicU64::new(0);
+static SCALE: Once<TscScale> = Once::new();
 static BOOT_TSC: AtomicU64 = AtomicU64::new(0);
 /// APIC timer ticks per second at divide-by-1 (only for the one-shot fallback).
 static APIC_TIMER_HZ: AtomicU64 = AtomicU64::new(0);
-
-/// PIT input clock (Hz).
-const PIT_HZ: u64 = 1_193_182;
+/// The TSC rate measured against the PIT as a second opinion (0 if not measured).
+static PIT_CROSS_CHECK_HZ: AtomicU64 = AtomicU64::new(0);
 
 /// Reads the time-stamp counter.
 pub fn tsc() -> u64 {
@@ -31,91 +33,169 @@ pub fn tsc() -> u64 {
     unsafe { core::arch::x86_64::_rdtsc() }
 }
 
+fn scale() -> &'static TscScale {
+    SCALE.get().expect("time used before time::init")
+}
+
 /// TSC frequency in Hz (after [`init`]).
 pub fn tsc_hz() -> u64 {
-    TSC_HZ.load(Ordering::Relaxed)
+    scale().hz()
 }
 
-/// Nanoseconds since [`init`], monotonic (the TSC is invariant on every CPU the
-/// hypervisor supports and synchronised by firmware at reset).
+/// The TSC rate measured against the PIT, when the primary source was something else.
+pub fn pit_cross_check_hz() -> Option<u64> {
+    Some(PIT_CROSS_CHECK_HZ.load(Ordering::Relaxed)).filter(|&hz| hz != 0)
+}
+
+/// Nanoseconds since [`init`]: the hypervisor's one monotonic clock (the TSC is
+/// invariant on every CPU the hypervisor supports and synchronised by firmware).
 pub fn now_ns() -> u64 {
-    ticks_to_ns(tsc().saturating_sub(BOOT_TSC.load(Ordering::Relaxed)))
-}
-
-fn ticks_to_ns(ticks: u64) -> u64 {
-    let hz = tsc_hz().max(1);
-    (u128::from(ticks) * 1_000_000_000 / u128::from(hz)) as u64
+    scale().ticks_to_ns(tsc().saturating_sub(BOOT_TSC.load(Ordering::Relaxed)))
 }
 
 /// TSC ticks in `ns` nanoseconds.
 pub fn ns_to_ticks(ns: u64) -> u64 {
-    (u128::from(ns) * u128::from(tsc_hz()) / 1_000_000_000) as u64
+    scale().ns_to_ticks(ns)
 }
 
-/// Calibrates the TSC. Call once on the boot CPU, before APs start.
-pub fn init() {
-    let (hz, source) = match tsc_hz_from_cpuid() {
-        Some(hz) => (hz, "cpuid 15h"),
-        None => match calibrate_with_pit() {
-            Some(hz) => (hz, "pit"),
-            None => {
-                warn!("time: cannot calibrate the TSC (no PIT response); assuming 1 GHz");
-                (1_000_000_000, "assumed")
-            }
-        },
-    };
-    TSC_HZ.store(hz, Ordering::Relaxed);
-    BOOT_TSC.store(tsc(), Ordering::Relaxed);
-    info!("time: tsc {} kHz (source: {source})", hz / 1000);
-}
-
-/// CPUID 15H: TSC = crystal × EBX / EAX (SDM Vol. 2A, CPUID leaf 15H). Only when the
-/// crystal frequency is enumerated (ECX ≠ 0); otherwise calibrate.
-fn tsc_hz_from_cpuid() -> Option<u64> {
+/// Calibrates the TSC. Call once on the boot CPU, after the ACPI platform description
+/// is read and before APs start. Sources, best first: CPUID leaf 15H, the ACPI PM
+/// timer, the PIT. When the PM timer is used, the PIT measures too, as a cross-check.
+pub fn init(platform: &Platform) {
     let cpuid = raw_cpuid::CpuId::new();
-    let info = cpuid.get_tsc_info()?;
-    let (denominator, numerator, crystal) = (
-        u64::from(info.denominator()),
-        u64::from(info.numerator()),
-        info.nominal_frequency() as u64,
-    );
-    (denominator != 0 && numerator != 0 && crystal != 0).then(|| crystal * numerator / denominator)
+    let leaf15 = cpuid.get_tsc_info().map(|info| {
+        (
+            info.denominator(),
+            info.numerator(),
+            info.nominal_frequency(),
+        )
+    });
+    let leaf16 = cpuid
+        .get_processor_frequency_info()
+        .map(|info| u32::from(info.processor_base_frequency()));
+    let pm_timer = platform.pm_timer.as_ref().and_then(PmTimerReader::new);
+
+    let (hz, source) = if let Some(hz) = tsc::tsc_hz_from_cpuid(leaf15, leaf16) {
+        (hz, "cpuid 15h")
+    } else if let Some(hz) = pm_timer.and_then(PmTimerReader::calibrate) {
+        if let Some(pit) = calibrate_with_pit() {
+            PIT_CROSS_CHECK_HZ.store(pit, Ordering::Relaxed);
+        }
+        (hz, "acpi pm timer")
+    } else if let Some(hz) = calibrate_with_pit() {
+        (hz, "pit")
+    } else {
+        warn!("time: cannot calibrate the TSC (no CPUID 15h, PM timer or PIT); assuming 1 GHz");
+        (1_000_000_000, "assumed")
+    };
+    SCALE.call_once(|| TscScale::new(hz));
+    BOOT_TSC.store(tsc(), Ordering::Relaxed);
+    match pit_cross_check_hz() {
+        Some(pit) => info!(
+            "time: tsc {} kHz (source: {source}; pit cross-check {} kHz)",
+            hz / 1000,
+            pit / 1000
+        ),
+        None => info!("time: tsc {} kHz (source: {source})", hz / 1000),
+    }
 }
 
-/// Counts TSC ticks over 10 ms of PIT channel 2 in mode 0 (interrupt on terminal
-/// count), read through port 0x61 bit 5 (OUT2).
-fn calibrate_with_pit() -> Option<u64> {
-    const WINDOW_TICKS: u64 = PIT_HZ / 100;
-    let mut control: Port<u8> = Port::new(0x61);
-    let mut command: Port<u8> = Port::new(0x43);
-    let mut channel2: Port<u8> = Port::new(0x42);
-    let mut best = u64::MAX;
-    for _ in 0..3 {
-        // SAFETY: (for this and the PIT writes below) ports 0x61/0x43/0x42 are the PC's
-        // speaker gate and PIT channel 2, which nothing else in the hypervisor uses:
-        // gate on, speaker off, channel 2 in mode 0 counting WINDOW_TICKS.
-        let gate = unsafe { control.read() };
-        // SAFETY: see above.
-        unsafe { control.write((gate & !0x02) | 0x01) };
-        // SAFETY: see above.
-        unsafe { command.write(0b1011_0000) };
-        // SAFETY: see above.
-        unsafe { channel2.write(WINDOW_TICKS as u8) };
-        // SAFETY: see above.
-        unsafe { channel2.write((WINDOW_TICKS >> 8) as u8) };
-        let start = tsc();
-        loop {
-            // SAFETY: reading the gate/status port has no side effects.
-            if unsafe { control.read() } & 0x20 != 0 {
-                break;
-            }
-            if tsc() - start > 1 << 34 {
-                return None; // ~seconds at any plausible TSC rate: no PIT here
+/// The ACPI PM timer, 3.579545 MHz, 24 or 32 bits (ACPI 6.5 §4.8.3.3).
+struct PmTimerReader {
+    port: Port<u32>,
+    bits: u8,
+}
+
+impl PmTimerReader {
+    fn new(timer: &PmTimer) -> Option<Self> {
+        match timer.location {
+            // Memory-mapped PM timers exist only on hardware-reduced-era boards that
+            // also have CPUID 15h or an HPET; the port form is universal on PCs.
+            RegisterLocation::Io(port) => Some(Self {
+                port: Port::new(port),
+                bits: timer.bits,
+            }),
+            _ => None,
+        }
+    }
+
+    fn read(&mut self) -> u32 {
+        // SAFETY: the port is the PM timer block the FADT names; reading it has no
+        // side effects.
+        unsafe { self.port.read() }
+    }
+
+    /// TSC ticks per second over a 10 ms PM-timer window (best of three).
+    fn calibrate(mut self) -> Option<u64> {
+        let window = tsc::PM_TIMER_HZ / 100;
+        let mut best: Option<u64> = None;
+        for _ in 0..3 {
+            let start_pm = self.read();
+            let start_tsc = tsc();
+            loop {
+                let elapsed = tsc::pm_timer_delta(start_pm, self.read(), self.bits);
+                if elapsed >= window {
+                    let hz = tsc::hz_from_reference(tsc() - start_tsc, elapsed, tsc::PM_TIMER_HZ)?;
+                    best = Some(best.map_or(hz, |b| b.min(hz)));
+                    break;
+                }
+                if tsc() - start_tsc > 1 << 34 {
+                    return None; // the counter does not move: no usable PM timer
+                }
             }
         }
-        best = best.min(tsc() - start);
+        best
     }
-    Some(best * 100)
+}
+
+/// Counts TSC ticks over 10 ms of PIT channel 0, read by latching its counter through
+/// the command port (8254 datasheet, counter latch command). Channel 0 exists wherever
+/// a PIT does, unlike the port 0x61 gate of channel 2 (QEMU's microvm has no port
+/// 0x61). Its interrupt is masked (PICs masked, I/O APIC pins masked at reset).
+/// Best of three windows; `None` when the counter does not move (no PIT).
+fn calibrate_with_pit() -> Option<u64> {
+    const WINDOW_TICKS: u64 = tsc::PIT_HZ / 100;
+    const STALL_TSC_TICKS: u64 = 1 << 20; // the PIT ticks every ~0.84 µs
+    let mut command: Port<u8> = Port::new(0x43);
+    let mut channel0: Port<u8> = Port::new(0x40);
+    let mut read_counter = || {
+        // SAFETY: (for this and the two reads) 0x43/0x40 are the PIT's command and
+        // channel 0 ports, used by nothing else in the hypervisor; 0x00 latches
+        // channel 0's count, then low and high bytes are read.
+        unsafe { command.write(0x00) };
+        // SAFETY: see above.
+        let low = unsafe { channel0.read() };
+        // SAFETY: see above.
+        let high = unsafe { channel0.read() };
+        u16::from_le_bytes([low, high])
+    };
+    // SAFETY: channel 0, low/high byte access, mode 2 (rate generator), binary; reload
+    // 0 means 65536, so the count wraps every ~55 ms, far slower than we sample.
+    unsafe { Port::<u8>::new(0x43).write(0b0011_0100) };
+    // SAFETY: see above (reload value, low then high byte).
+    unsafe { Port::<u8>::new(0x40).write(0) };
+    // SAFETY: see above.
+    unsafe { Port::<u8>::new(0x40).write(0) };
+    let mut best = u64::MAX;
+    for _ in 0..3 {
+        let mut previous = read_counter();
+        let mut elapsed = 0u64;
+        let start = tsc();
+        let mut last_change = start;
+        while elapsed < WINDOW_TICKS {
+            let now_count = read_counter();
+            let now = tsc();
+            if now_count != previous {
+                elapsed += u64::from(previous.wrapping_sub(now_count));
+                previous = now_count;
+                last_change = now;
+            } else if now - last_change > STALL_TSC_TICKS {
+                return None;
+            }
+        }
+        best = best.min(tsc::hz_from_reference(tsc() - start, elapsed, tsc::PIT_HZ)?);
+    }
+    Some(best)
 }
 
 /// Busy-waits `us` microseconds.
@@ -153,7 +233,7 @@ pub fn calibrate_apic_timer(apic: LocalApic) {
     let elapsed_ticks = tsc() - start;
     let counted = u64::from(u32::MAX - apic.read(ApicRegister::TimerCurrentCount));
     apic.disarm_timer();
-    let hz = (u128::from(counted) * u128::from(tsc_hz()) / u128::from(elapsed_ticks.max(1))) as u64;
+    let hz = tsc::hz_from_reference(counted, elapsed_ticks.max(1), tsc_hz()).unwrap_or(0);
     APIC_TIMER_HZ.store(hz, Ordering::Relaxed);
     info!("time: apic timer {} kHz (one-shot mode)", hz / 1000);
 }
@@ -177,6 +257,10 @@ pub fn arm(cpu: &PerCpu, deadline_ns: u64) {
 /// Timer tokens with this value only wake the CPU up.
 pub const WAKEUP_TOKEN: u64 = 0;
 
+#[cfg_attr(
+    not(feature = "selftest"),
+    allow(dead_code, reason = "the scheduler is its first production user")
+)]
 /// Adds a one-shot timer on the running CPU `cpu`, firing at `deadline_ns` with
 /// `token`, and reprograms the hardware if it is now the earliest.
 pub fn add_timer(cpu: &PerCpu, deadline_ns: u64, token: u64) -> Result<TimerId, TimerError> {
@@ -191,6 +275,10 @@ pub fn add_timer(cpu: &PerCpu, deadline_ns: u64, token: u64) -> Result<TimerId, 
     })
 }
 
+#[cfg_attr(
+    not(feature = "selftest"),
+    allow(dead_code, reason = "the scheduler is its first production user")
+)]
 /// Cancels a pending timer of the running CPU.
 pub fn cancel_timer(cpu: &PerCpu, id: TimerId) {
     without_interrupts(|| {

@@ -1,0 +1,768 @@
+//! The emulator test catalogue: what runs where, and how each run is judged.
+
+use crate::platform::{BadBoot, Boot, Emulator, Platform};
+use crate::serial::{self, TestResult};
+use crate::verdict::{Outcome, Verdict, code};
+
+/// A boot module the harness generates and passes to the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ModuleSpec {
+    /// File name (under `build/modules/`, and `/boot/` on the ISO).
+    pub name: &'static str,
+    /// Size in bytes.
+    pub size: usize,
+    /// Module arguments; the module's command line must contain them.
+    pub args: &'static str,
+}
+
+impl ModuleSpec {
+    /// The module's contents: a pattern that differs per module and per offset.
+    pub fn bytes(&self) -> Vec<u8> {
+        let seed = self
+            .name
+            .bytes()
+            .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+        (0..self.size as u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761).wrapping_add(seed) >> 24) as u8)
+            .collect()
+    }
+}
+
+/// How a test's runs are judged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Check {
+    /// `Test result: SUCCESS` plus the boot facts (protocol, memory, CPU, virt, modules).
+    Boot,
+    /// A deliberate fault: the fatal report must match the `selftest: expect` line, and
+    /// the kernel must halt (QEMU exit code 0x12).
+    Fault,
+    /// A bad boot: the log must contain `message` (case-insensitive) and the kernel must
+    /// halt (QEMU exit code 0x12).
+    BadBoot {
+        /// The text the kernel must print.
+        message: &'static str,
+    },
+}
+
+/// One test: a kernel command line, what to boot it with, where, and the check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Test {
+    /// Test name, first word of the title.
+    pub name: &'static str,
+    /// What it shows.
+    pub about: &'static str,
+    /// Kernel command line.
+    pub cmdline: &'static str,
+    /// Modules passed where the boot method can pass them (not PVH, not the shim).
+    pub modules: &'static [ModuleSpec],
+    /// Where it runs and how it boots there.
+    pub runs: &'static [(Platform, Boot)],
+    /// Number of CPUs.
+    pub cpus: u32,
+    /// Memory in MiB.
+    pub mem_mib: u32,
+    /// How the run is judged.
+    pub check: Check,
+}
+
+/// The two modules the boot test passes.
+pub const BOOT_MODULES: &[ModuleSpec] = &[
+    ModuleSpec {
+        name: "mod-a.bin",
+        size: 5000,
+        args: "role=alpha",
+    },
+    ModuleSpec {
+        name: "mod-b.bin",
+        size: 70000,
+        args: "role=beta",
+    },
+];
+
+const FAULT_RUNS: &[(Platform, Boot)] = &[
+    (Platform::QemuSvm, Boot::Kernel),
+    (Platform::BochsVmx, Boot::Grub),
+    (Platform::Kvm, Boot::Kernel),
+];
+
+const fn fault(name: &'static str, cmdline: &'static str, about: &'static str) -> Test {
+    Test {
+        name,
+        about,
+        cmdline,
+        modules: &[],
+        runs: FAULT_RUNS,
+        cpus: 1,
+        mem_mib: 256,
+        check: Check::Fault,
+    }
+}
+
+const CATALOGUE: &[Test] = &[
+    Test {
+        name: "boot",
+        about: "boots by every protocol and reports the platform's CPU, virtualization, memory and modules",
+        cmdline: "loglvl=info selftest=boot",
+        modules: BOOT_MODULES,
+        runs: &[
+            (Platform::QemuSvm, Boot::Kernel),
+            (Platform::QemuSvm, Boot::Grub),
+            (Platform::QemuSvm, Boot::Pvh),
+            (Platform::BochsVmx, Boot::Grub),
+            (Platform::BochsSvm, Boot::Grub),
+            (Platform::Kvm, Boot::Kernel),
+        ],
+        cpus: 1,
+        mem_mib: 256,
+        check: Check::Boot,
+    },
+    fault(
+        "fault-null-deref",
+        "loglvl=info selftest=null-deref",
+        "a read through a null pointer is reported as #PF",
+    ),
+    fault(
+        "fault-ro-write",
+        "loglvl=info selftest=ro-write",
+        "a write to read-only kernel data is reported as #PF",
+    ),
+    fault(
+        "fault-stack-overflow",
+        "loglvl=info selftest=stack-overflow",
+        "a kernel stack overflow hits the guard page and is reported from the #DF IST stack",
+    ),
+    fault(
+        "fault-panic",
+        "loglvl=info selftest=panic",
+        "a Rust panic is reported with its location and message",
+    ),
+    Test {
+        name: "boot-bad-magic",
+        about: "entered with EAX=0xDEADBEEF, the kernel reports the unknown magic and halts",
+        cmdline: "",
+        modules: &[],
+        runs: &[(Platform::QemuSvm, Boot::Shim(BadBoot::BadMagic))],
+        cpus: 1,
+        mem_mib: 256,
+        check: Check::BadBoot {
+            message: "unknown boot magic 0xdeadbeef",
+        },
+    },
+    Test {
+        name: "boot-no-memory-map",
+        about: "a multiboot1 information structure without a memory map is refused",
+        cmdline: "",
+        modules: &[],
+        runs: &[(Platform::QemuSvm, Boot::Shim(BadBoot::NoMemoryMap))],
+        cpus: 1,
+        mem_mib: 256,
+        check: Check::BadBoot {
+            message: "no memory map",
+        },
+    },
+];
+
+/// All tests.
+pub fn catalogue() -> &'static [Test] {
+    CATALOGUE
+}
+
+/// One run of a test: a test on a platform with a boot method.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Case {
+    /// The test.
+    pub test: &'static Test,
+    /// Where it runs.
+    pub platform: Platform,
+    /// How the image is booted.
+    pub boot: Boot,
+}
+
+/// Every case of every test, in catalogue order.
+pub fn cases() -> Vec<Case> {
+    catalogue()
+        .iter()
+        .flat_map(|test| {
+            test.runs.iter().map(move |&(platform, boot)| Case {
+                test,
+                platform,
+                boot,
+            })
+        })
+        .collect()
+}
+
+impl Case {
+    /// The platform as shown in titles: the platform name, plus `/<boot>` when the boot
+    /// method is not the platform's usual one (`qemu-svm/grub`, `qemu-svm/pvh`).
+    pub fn label(&self) -> String {
+        match self.boot {
+            Boot::Shim(_) => self.platform.name().to_string(),
+            b if b == self.platform.default_boot() => self.platform.name().to_string(),
+            b => format!("{}/{}", self.platform.name(), b.name()),
+        }
+    }
+
+    /// `<test> on <label>`.
+    pub fn title(&self) -> String {
+        format!("{} on {}", self.test.name, self.label())
+    }
+
+    /// The artefact directory name under `build/tests/`.
+    pub fn dir_name(&self) -> String {
+        format!("{}-{}", self.test.name, self.label().replace('/', "-"))
+    }
+
+    /// The modules this case passes (PVH and the shim pass none).
+    pub fn modules(&self) -> &'static [ModuleSpec] {
+        match self.boot {
+            Boot::Kernel | Boot::Grub => self.test.modules,
+            Boot::Pvh | Boot::Shim(_) => &[],
+        }
+    }
+
+    /// Whether the case is selected by a title substring and a platform.
+    pub fn selected(&self, filter: Option<&str>, platform: Option<Platform>) -> bool {
+        filter.is_none_or(|f| self.title().contains(f))
+            && platform.is_none_or(|p| p == self.platform)
+    }
+
+    /// Judges a run.
+    pub fn check(&self, o: &Outcome) -> Verdict {
+        if let Some(why) = o.abnormal_end() {
+            return Verdict::Fail(why);
+        }
+        let result = match self.test.check {
+            Check::Boot => self.check_boot(o),
+            Check::Fault => check_fault(o),
+            Check::BadBoot { message } => check_bad_boot(o, message),
+        };
+        match result {
+            Ok(()) => Verdict::Pass,
+            Err(v) => v,
+        }
+    }
+
+    fn check_boot(&self, o: &Outcome) -> Result<(), Verdict> {
+        match kernel_end(o) {
+            End::Result(TestResult::Success) => {}
+            End::Result(TestResult::Skip) => {
+                return Err(Verdict::Skip("the kernel reported SKIP".into()));
+            }
+            other => return Err(Verdict::Fail(other.describe(o))),
+        }
+        if o.emulator == Emulator::Qemu
+            && serial::test_result(&o.serial) != Some(TestResult::Success)
+        {
+            return Err(fail(
+                "exit code was SUCCESS but the serial log has no 'Test result: SUCCESS'",
+            ));
+        }
+        let problems = self.boot_problems(&o.serial);
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Verdict::Fail(problems.join("; ")))
+        }
+    }
+
+    /// Every boot fact in `log` that differs from what this case must report.
+    pub fn boot_problems(&self, log: &str) -> Vec<String> {
+        let f = serial::boot_facts(log);
+        let mut p = Vec::new();
+        let protocol = self.boot.protocol();
+        match f.booted_by.as_deref() {
+            Some(b) if b == protocol => {}
+            Some(b) => p.push(format!("booted by {b}, expected {protocol}")),
+            None => p.push("no 'Ferrovisor <version> booted by' line".into()),
+        }
+        let mem_kib = u64::from(self.test.mem_mib) * 1024;
+        match f.ram_kib {
+            Some(r) if r.abs_diff(mem_kib) <= 1024 => {}
+            Some(r) => p.push(format!(
+                "memory: ram={r} KiB, expected {mem_kib} KiB +-1024"
+            )),
+            None => p.push("no 'memory: ram=' line".into()),
+        }
+        match (self.platform.expected_vendor(), f.vendor.as_deref()) {
+            (_, None) => p.push("no 'cpu: vendor=' line".into()),
+            (Some(want), Some(got)) if want != got => {
+                p.push(format!("cpu vendor {got}, expected {want}"))
+            }
+            _ => {}
+        }
+        match (self.platform.expected_virt(), &f.virt) {
+            (_, None) => p.push("no 'virt:' line".into()),
+            (Some(want), Some(got)) => {
+                if got.kind != want.kind {
+                    p.push(format!("virt: {}, expected {}", got.kind, want.kind));
+                } else {
+                    for (key, value) in want.facts {
+                        let have = got.fact(key);
+                        if have != Some(value) {
+                            p.push(format!(
+                                "virt: {key}={}, expected {key}={value}",
+                                have.unwrap_or("(missing)")
+                            ));
+                        }
+                    }
+                }
+            }
+            (None, Some(_)) => {}
+        }
+        let want = self.modules();
+        match f.module_count {
+            None => p.push("no 'modules: <N>' line".into()),
+            Some(n) if n != want.len() as u64 => {
+                p.push(format!("modules: {n}, expected {}", want.len()))
+            }
+            Some(_) => {
+                for (i, m) in want.iter().enumerate() {
+                    let Some(got) = f.modules.iter().find(|g| g.index == i as u64) else {
+                        p.push(format!("no 'module {i}:' line"));
+                        continue;
+                    };
+                    if got.size != Some(m.size as u64) {
+                        let size = got.size.map_or("(missing)".to_string(), |s| s.to_string());
+                        p.push(format!(
+                            "module {i}: size={size}, expected {} ({})",
+                            m.size, m.name
+                        ));
+                    }
+                    let cmdline = got.cmdline.as_deref().unwrap_or("");
+                    if !cmdline.contains(m.args) {
+                        p.push(format!(
+                            "module {i}: cmdline={cmdline:?} lacks {:?}",
+                            m.args
+                        ));
+                    }
+                }
+            }
+        }
+        p
+    }
+}
+
+fn fail(why: &str) -> Verdict {
+    Verdict::Fail(why.to_string())
+}
+
+/// How the kernel said it ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum End {
+    /// A `Test result:` (from the QEMU exit code, or the log on Bochs).
+    Result(TestResult),
+    /// The fatal halt (exit code 0x12, or the halting line on Bochs).
+    Fatal,
+    /// Anything else.
+    Other(String),
+}
+
+fn kernel_end(o: &Outcome) -> End {
+    match o.emulator {
+        Emulator::Qemu => match o.code() {
+            Some(code::SUCCESS) => End::Result(TestResult::Success),
+            Some(code::FAILURE) => End::Result(TestResult::Failure),
+            Some(code::SKIP) => End::Result(TestResult::Skip),
+            Some(code::ERROR) => End::Result(TestResult::Error),
+            Some(code::FATAL) => End::Fatal,
+            Some(c) => End::Other(format!("unknown exit code {c:#x} on port 0xf4")),
+            None => End::Other("no exit code".into()),
+        },
+        Emulator::Bochs => match serial::test_result(&o.serial) {
+            Some(r) => End::Result(r),
+            None if o.serial.contains(serial::HALTING) => End::Fatal,
+            None => End::Other("no 'Test result:' or 'FATAL: halting all CPUs' line".into()),
+        },
+    }
+}
+
+/// The first line of a fatal report, for failure reasons.
+fn fatal_summary(log: &str) -> Option<String> {
+    serial::lines(log)
+        .find(|l| l.contains("FATAL: exception") || l.contains("PANIC at "))
+        .or_else(|| serial::lines(log).find(|l| l.contains("FATAL")))
+        .map(|l| serial::sanitize(l).trim().to_string())
+}
+
+impl End {
+    fn describe(&self, o: &Outcome) -> String {
+        let how = match o.emulator {
+            Emulator::Qemu => o
+                .code()
+                .map(|c| format!(" (exit code {c:#x})"))
+                .unwrap_or_default(),
+            Emulator::Bochs => String::new(),
+        };
+        match self {
+            End::Result(r) => format!("the kernel reported {}{how}", r.word()),
+            End::Fatal => match fatal_summary(&o.serial) {
+                Some(line) => format!("fatal halt{how}: {line}"),
+                None => format!("fatal halt{how}"),
+            },
+            End::Other(why) => why.clone(),
+        }
+    }
+}
+
+fn check_fault(o: &Outcome) -> Result<(), Verdict> {
+    match kernel_end(o) {
+        End::Fatal => {}
+        End::Result(TestResult::Skip) => {
+            return Err(Verdict::Skip("the kernel reported SKIP".into()));
+        }
+        other => {
+            return Err(Verdict::Fail(format!(
+                "expected a fatal halt, but {}",
+                other.describe(o)
+            )));
+        }
+    }
+    let expect = match serial::expectation(&o.serial) {
+        Ok(Some(e)) => e,
+        Ok(None) => return Err(fail("no 'selftest: expect' line before the fault")),
+        Err(why) => return Err(Verdict::Fail(why)),
+    };
+    let Some(report) = serial::fatal_report(&o.serial) else {
+        return Err(fail(
+            "no fatal report ('FATAL: exception' or 'PANIC at') in the serial log",
+        ));
+    };
+    serial::match_expectation(&expect, &report).map_err(Verdict::Fail)?;
+    match &report {
+        serial::FatalReport::Exception(r) => {
+            let missing: Vec<&str> = [
+                (r.rip.is_none(), "rip="),
+                (r.cr2.is_none(), "cr2="),
+                (r.stack.is_none(), "stack="),
+                (!r.backtrace, "backtrace:"),
+            ]
+            .iter()
+            .filter(|(m, _)| *m)
+            .map(|(_, what)| *what)
+            .collect();
+            if !missing.is_empty() {
+                return Err(Verdict::Fail(format!(
+                    "the exception report lacks {}",
+                    missing.join(", ")
+                )));
+            }
+        }
+        serial::FatalReport::Panic(r) => {
+            if !r.backtrace {
+                return Err(fail("the panic report lacks backtrace:"));
+            }
+        }
+    }
+    if !o.serial.contains(serial::HALTING) {
+        return Err(fail("no 'FATAL: halting all CPUs' line"));
+    }
+    Ok(())
+}
+
+fn check_bad_boot(o: &Outcome, message: &str) -> Result<(), Verdict> {
+    if !o
+        .serial
+        .to_ascii_lowercase()
+        .contains(&message.to_ascii_lowercase())
+    {
+        let why = match kernel_end(o) {
+            End::Fatal => String::new(),
+            other => format!("; {}", other.describe(o)),
+        };
+        return Err(Verdict::Fail(format!(
+            "the serial log lacks {message:?}{why}"
+        )));
+    }
+    match kernel_end(o) {
+        End::Fatal => Ok(()),
+        other => Err(Verdict::Fail(format!(
+            "expected a fatal halt (exit code 0x12), but {}",
+            other.describe(o)
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verdict::{Exit, qemu_status};
+    use std::time::Duration;
+
+    fn case(test: &str, platform: Platform, boot: Boot) -> Case {
+        let c = cases()
+            .into_iter()
+            .find(|c| c.test.name == test && c.platform == platform && c.boot == boot);
+        c.unwrap_or_else(|| panic!("no case {test} {platform} {boot:?}"))
+    }
+
+    fn qemu(status: i32, serial: &str) -> Outcome {
+        Outcome {
+            emulator: Emulator::Qemu,
+            exit: Exit::Status(status),
+            serial: serial.into(),
+            stderr: String::new(),
+        }
+    }
+
+    fn bochs(serial: &str) -> Outcome {
+        Outcome {
+            emulator: Emulator::Bochs,
+            exit: Exit::Status(1),
+            serial: serial.into(),
+            stderr: String::new(),
+        }
+    }
+
+    fn boot_log(protocol: &str, vendor: &str, virt: &str, modules: &str) -> String {
+        format!(
+            "Ferrovisor 0.1.0 booted by {protocol}\n\
+             cpu: vendor={vendor} family=0x17 model=0x1 stepping=0x2 brand=\"x\"\n\
+             virt: {virt}\n\
+             memory: ram=261631 KiB usable=250000 KiB free=240000 KiB\n\
+             {modules}Test result: SUCCESS\n"
+        )
+    }
+
+    const TWO_MODULES: &str = "modules: 2\n\
+        module 0: addr=0x200000 size=5000 cmdline=\"build/modules/mod-a.bin role=alpha\"\n\
+        module 1: addr=0x202000 size=70000 cmdline=\"build/modules/mod-b.bin role=beta\"\n";
+
+    #[test]
+    fn titles_and_dirs() {
+        let titles: Vec<String> = cases().iter().map(Case::title).collect();
+        assert!(titles.contains(&"boot on qemu-svm".to_string()));
+        assert!(titles.contains(&"boot on qemu-svm/grub".to_string()));
+        assert!(titles.contains(&"boot on qemu-svm/pvh".to_string()));
+        assert!(titles.contains(&"boot on bochs-vmx".to_string()));
+        assert!(titles.contains(&"fault-panic on bochs-vmx".to_string()));
+        assert!(titles.contains(&"boot-bad-magic on qemu-svm".to_string()));
+        let mut unique = titles.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), titles.len(), "titles must be unique");
+        assert_eq!(
+            case("boot", Platform::QemuSvm, Boot::Pvh).dir_name(),
+            "boot-qemu-svm-pvh"
+        );
+        for c in cases() {
+            assert!(c.platform.supports(c.boot), "{}", c.title());
+        }
+    }
+
+    #[test]
+    fn selection() {
+        let c = case("boot", Platform::QemuSvm, Boot::Grub);
+        assert!(c.selected(None, None));
+        assert!(c.selected(Some("boot on qemu"), None));
+        assert!(c.selected(Some("grub"), Some(Platform::QemuSvm)));
+        assert!(!c.selected(Some("pvh"), None));
+        assert!(!c.selected(None, Some(Platform::BochsVmx)));
+    }
+
+    #[test]
+    fn module_bytes_are_deterministic_and_distinct() {
+        let a = BOOT_MODULES[0].bytes();
+        assert_eq!(a.len(), 5000);
+        assert_eq!(a, BOOT_MODULES[0].bytes());
+        assert_ne!(a[..100], BOOT_MODULES[1].bytes()[..100]);
+    }
+
+    #[test]
+    fn boot_passes() {
+        let c = case("boot", Platform::QemuSvm, Boot::Kernel);
+        let log = boot_log(
+            "multiboot1",
+            "AuthenticAMD",
+            "svm npt=yes nrips=no asids=16",
+            TWO_MODULES,
+        );
+        assert_eq!(
+            c.check(&qemu(qemu_status(code::SUCCESS), &log)),
+            Verdict::Pass
+        );
+        let c = case("boot", Platform::QemuSvm, Boot::Pvh);
+        let log = boot_log(
+            "pvh",
+            "AuthenticAMD",
+            "svm npt=yes nrips=no asids=16",
+            "modules: 0\n",
+        );
+        assert_eq!(c.check(&qemu(33, &log)), Verdict::Pass);
+        let c = case("boot", Platform::BochsVmx, Boot::Grub);
+        let log = boot_log(
+            "multiboot2",
+            "GenuineIntel",
+            "vmx ept=yes unrestricted=yes vpid=yes",
+            TWO_MODULES,
+        );
+        assert_eq!(c.check(&bochs(&log)), Verdict::Pass);
+        let c = case("boot", Platform::Kvm, Boot::Kernel);
+        let log = boot_log("multiboot1", "GenuineIntel", "none", TWO_MODULES);
+        assert_eq!(c.check(&qemu(33, &log)), Verdict::Pass);
+    }
+
+    #[test]
+    fn boot_failures_name_every_problem() {
+        let c = case("boot", Platform::BochsSvm, Boot::Grub);
+        let modules = "modules: 2\nmodule 0: addr=0x1 size=4999 cmdline=\"x\"\n";
+        let log = boot_log(
+            "multiboot1",
+            "GenuineIntel",
+            "svm npt=yes nrips=no asids=1",
+            modules,
+        )
+        .replace("ram=261631", "ram=130000");
+        let Verdict::Fail(why) = c.check(&bochs(&log)) else {
+            panic!()
+        };
+        assert_eq!(
+            why,
+            "booted by multiboot1, expected multiboot2; memory: ram=130000 KiB, expected 262144 KiB +-1024; \
+             cpu vendor GenuineIntel, expected AuthenticAMD; virt: nrips=no, expected nrips=yes; \
+             module 0: size=4999, expected 5000 (mod-a.bin); module 0: cmdline=\"x\" lacks \"role=alpha\"; \
+             no 'module 1:' line"
+        );
+        let c = case("boot", Platform::QemuSvm, Boot::Grub);
+        assert_eq!(c.boot_problems("Test result: SUCCESS").len(), 5);
+        let log = boot_log("multiboot2", "AuthenticAMD", "vmx ept=yes", "modules: 0\n");
+        assert_eq!(
+            c.boot_problems(&log),
+            vec!["virt: vmx, expected svm", "modules: 0, expected 2"]
+        );
+    }
+
+    #[test]
+    fn boot_verdicts_from_exit() {
+        let c = case("boot", Platform::QemuSvm, Boot::Kernel);
+        assert_eq!(
+            c.check(&qemu(0, "")),
+            Verdict::Fail("triple fault or reset (QEMU exit status 0)".into())
+        );
+        assert_eq!(
+            c.check(&qemu(39, "Test result: SKIP")),
+            Verdict::Skip("the kernel reported SKIP".into())
+        );
+        assert_eq!(
+            c.check(&qemu(35, "Test result: FAILURE")),
+            Verdict::Fail("the kernel reported FAILURE (exit code 0x11)".into())
+        );
+        assert_eq!(
+            c.check(&qemu(
+                37,
+                "x\nFATAL: exception #GP vector=13 error=0x0 cpu=0\nFATAL: halting all CPUs\n"
+            )),
+            Verdict::Fail(
+                "fatal halt (exit code 0x12): FATAL: exception #GP vector=13 error=0x0 cpu=0"
+                    .into()
+            )
+        );
+        assert_eq!(
+            c.check(&qemu(33, "no result line")),
+            Verdict::Fail(
+                "exit code was SUCCESS but the serial log has no 'Test result: SUCCESS'".into()
+            )
+        );
+        let timeout = Outcome {
+            exit: Exit::Timeout(Duration::from_secs(60)),
+            ..qemu(0, "")
+        };
+        assert_eq!(c.check(&timeout), Verdict::Fail("timeout after 60s".into()));
+        let b = case("boot", Platform::BochsVmx, Boot::Grub);
+        let stopped = Outcome {
+            exit: Exit::StoppedAfterVerdict(Duration::from_secs(10)),
+            ..bochs("Test result: ERROR")
+        };
+        assert_eq!(
+            b.check(&stopped),
+            Verdict::Fail("the kernel reported ERROR".into())
+        );
+    }
+
+    const NULL_DEREF: &str = "selftest: expect vector=14 cr2=0x0 stack=kernel\n\
+        FATAL: exception #PF vector=14 error=0x0 cpu=0\n\
+        rip=0xffffffff80101000 rsp=0xffffffff80200000\n\
+        cr0=0x80000011 cr2=0x0000000000000000\n\
+        stack=kernel\nbacktrace:\n  0xffffffff80101000\nFATAL: halting all CPUs\n";
+
+    #[test]
+    fn fault_checks() {
+        let c = case("fault-null-deref", Platform::QemuSvm, Boot::Kernel);
+        assert_eq!(c.check(&qemu(37, NULL_DEREF)), Verdict::Pass);
+        let b = case("fault-null-deref", Platform::BochsVmx, Boot::Grub);
+        assert_eq!(b.check(&bochs(NULL_DEREF)), Verdict::Pass);
+        assert_eq!(
+            c.check(&qemu(33, "Test result: SUCCESS")),
+            Verdict::Fail(
+                "expected a fatal halt, but the kernel reported SUCCESS (exit code 0x10)".into()
+            )
+        );
+        let no_expect = NULL_DEREF.replace("selftest: expect", "selftest: hope");
+        assert_eq!(
+            c.check(&qemu(37, &no_expect)),
+            Verdict::Fail("no 'selftest: expect' line before the fault".into())
+        );
+        let wrong_cr2 = NULL_DEREF.replace("cr2=0x0000000000000000", "cr2=0x0000000000000008");
+        assert_eq!(
+            c.check(&qemu(37, &wrong_cr2)),
+            Verdict::Fail("expected cr2=0x0, got cr2=0x8".into())
+        );
+        let no_bt = NULL_DEREF.replace("backtrace:", "trace");
+        assert_eq!(
+            c.check(&qemu(37, &no_bt)),
+            Verdict::Fail("the exception report lacks backtrace:".into())
+        );
+        let no_halt = NULL_DEREF.replace("FATAL: halting all CPUs", "");
+        assert_eq!(
+            c.check(&qemu(37, &no_halt)),
+            Verdict::Fail("no 'FATAL: halting all CPUs' line".into())
+        );
+        assert_eq!(
+            b.check(&bochs(&no_halt)),
+            Verdict::Fail("Bochs exited before the kernel finished".into())
+        );
+    }
+
+    #[test]
+    fn panic_check() {
+        let c = case("fault-panic", Platform::QemuSvm, Boot::Kernel);
+        let log = "selftest: expect panic=\"deliberate\" location=hypervisor/src/selftest.rs:10\n\
+            PANIC at hypervisor/src/selftest.rs:10:5: deliberate\nbacktrace:\n  0x1\nFATAL: halting all CPUs\n";
+        assert_eq!(c.check(&qemu(37, log)), Verdict::Pass);
+        let moved = log.replace(":10:5:", ":11:5:");
+        assert_eq!(
+            c.check(&qemu(37, &moved)),
+            Verdict::Fail("expected panic at hypervisor/src/selftest.rs:10, got hypervisor/src/selftest.rs:11".into())
+        );
+    }
+
+    #[test]
+    fn bad_boot_checks() {
+        let c = case(
+            "boot-bad-magic",
+            Platform::QemuSvm,
+            Boot::Shim(BadBoot::BadMagic),
+        );
+        let log = "boot: unknown boot magic 0xDEADBEEF (ebx=0x0)\nFATAL: halting all CPUs\n";
+        assert_eq!(c.check(&qemu(37, log)), Verdict::Pass);
+        assert_eq!(
+            c.check(&qemu(0, log)),
+            Verdict::Fail("triple fault or reset (QEMU exit status 0)".into())
+        );
+        assert_eq!(
+            c.check(&qemu(33, log)),
+            Verdict::Fail("expected a fatal halt (exit code 0x12), but the kernel reported SUCCESS (exit code 0x10)".into())
+        );
+        let n = case(
+            "boot-no-memory-map",
+            Platform::QemuSvm,
+            Boot::Shim(BadBoot::NoMemoryMap),
+        );
+        assert_eq!(
+            n.check(&qemu(37, log)),
+            Verdict::Fail("the serial log lacks \"no memory map\"".into())
+        );
+        assert_eq!(n.label(), "qemu-svm");
+        assert!(n.modules().is_empty());
+    }
+}
