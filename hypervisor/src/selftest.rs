@@ -285,17 +285,23 @@ fn timer_test_all_cpus() -> ExitCode {
 /// Sets every deadline on this CPU's timer queue and checks they all fire, in
 /// deadline order, none before its deadline.
 fn timer_test(cpu: &PerCpu) -> bool {
-    let start = time::now_ns();
-    let deadlines: Vec<u64> = TIMER_OFFSETS_US
-        .iter()
-        .map(|us| start + us * 1000)
-        .collect();
-    for (token, &deadline) in deadlines.iter().enumerate() {
-        if time::add_timer(cpu, deadline, SELFTEST_TIMER_TOKEN_BASE + token as u64).is_err() {
-            console_print!("selftest: cpu {}: timer queue full\n", cpu.index);
-            return false;
+    // Insert every deadline in one critical section: otherwise an early deadline could
+    // expire (and be logged) before a yet-earlier one is even inserted.
+    let inserted = x86_64::instructions::interrupts::without_interrupts(|| {
+        let start = time::now_ns();
+        let deadlines: Vec<u64> = TIMER_OFFSETS_US
+            .iter()
+            .map(|us| start + us * 1000)
+            .collect();
+        for (token, &deadline) in deadlines.iter().enumerate() {
+            time::add_timer(cpu, deadline, SELFTEST_TIMER_TOKEN_BASE + token as u64).ok()?;
         }
-    }
+        Some(deadlines)
+    });
+    let Some(deadlines) = inserted else {
+        console_print!("selftest: cpu {}: timer queue full\n", cpu.index);
+        return false;
+    };
     let mine = || TIMER_LOG.lock().iter().filter(|e| e.0 == cpu.index).count();
     let all_fired = sleep_until(1_000_000_000, || mine() >= deadlines.len());
     let log: Vec<(u64, u64)> = x86_64::instructions::interrupts::without_interrupts(|| {
@@ -416,7 +422,7 @@ fn ap_panic_test() -> ! {
     let victim = cpus - 1;
     let others: Vec<u32> = (0..cpus).filter(|&i| i != victim).collect();
     console_print!(
-        "selftest: expect panic-cpu={victim} stopped-cpus={}\n",
+        "selftest: ap-panic victim={victim} others={}\n",
         Joined(&others)
     );
     STAGE.store(STAGE_AP_PANIC, Ordering::Release);

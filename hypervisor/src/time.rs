@@ -75,18 +75,35 @@ pub fn init(platform: &Platform) {
         .map(|info| u32::from(info.processor_base_frequency()));
     let pm_timer = platform.pm_timer.as_ref().and_then(PmTimerReader::new);
 
-    let (hz, source) = if let Some(hz) = tsc::tsc_hz_from_cpuid(leaf15, leaf16) {
-        (hz, "cpuid 15h")
-    } else if let Some(hz) = pm_timer.and_then(PmTimerReader::calibrate) {
-        if let Some(pit) = calibrate_with_pit() {
-            PIT_CROSS_CHECK_HZ.store(pit, Ordering::Relaxed);
+    // A measurement against a reference timer: the PM timer, else the PIT.
+    let measured = match pm_timer.and_then(PmTimerReader::calibrate) {
+        Some(hz) => {
+            if let Some(pit) = calibrate_with_pit() {
+                PIT_CROSS_CHECK_HZ.store(pit, Ordering::Relaxed);
+            }
+            Some((hz, "acpi pm timer"))
         }
-        (hz, "acpi pm timer")
-    } else if let Some(hz) = calibrate_with_pit() {
-        (hz, "pit")
-    } else {
-        warn!("time: cannot calibrate the TSC (no CPUID 15h, PM timer or PIT); assuming 1 GHz");
-        (1_000_000_000, "assumed")
+        None => calibrate_with_pit().map(|hz| (hz, "pit")),
+    };
+    // CPUID 15H is exact on hardware, but emulators and some hypervisors enumerate a
+    // nominal crystal their TSC does not follow (Bochs' TSC runs at its `ips`). Trust
+    // it only when a measurement agrees within 2%.
+    let enumerated = tsc::tsc_hz_from_cpuid(leaf15, leaf16);
+    let (hz, source) = match (enumerated, measured) {
+        (Some(cpuid), Some((hz, source))) if cpuid.abs_diff(hz) * 50 > cpuid => {
+            warn!(
+                "time: cpuid 15h says the tsc runs at {} kHz but it measures {} kHz against the {source}; using the measurement",
+                cpuid / 1000,
+                hz / 1000
+            );
+            (hz, source)
+        }
+        (Some(cpuid), _) => (cpuid, "cpuid 15h"),
+        (None, Some(measured)) => measured,
+        (None, None) => {
+            warn!("time: cannot calibrate the TSC (no CPUID 15h, PM timer or PIT); assuming 1 GHz");
+            (1_000_000_000, "assumed")
+        }
     };
     SCALE.call_once(|| TscScale::new(hz));
     BOOT_TSC.store(tsc(), Ordering::Relaxed);

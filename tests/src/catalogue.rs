@@ -28,6 +28,44 @@ impl ModuleSpec {
     }
 }
 
+/// One place a test runs: platform, boot method and CPU count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Run {
+    /// Where it runs.
+    pub platform: Platform,
+    /// How the image is booted.
+    pub boot: Boot,
+    /// Number of CPUs the emulator gets.
+    pub cpus: u32,
+}
+
+/// A single-CPU run.
+pub const fn on(platform: Platform, boot: Boot) -> Run {
+    Run {
+        platform,
+        boot,
+        cpus: 1,
+    }
+}
+
+/// A run with `cpus` CPUs.
+pub const fn smp(platform: Platform, boot: Boot, cpus: u32) -> Run {
+    Run {
+        platform,
+        boot,
+        cpus,
+    }
+}
+
+/// How many CPUs an SMP self test must find online.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Online {
+    /// Every CPU the emulator was given.
+    All,
+    /// Exactly this many (a `maxcpus=`/`nosmp` test).
+    Exactly(u32),
+}
+
 /// How a test's runs are judged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Check {
@@ -42,6 +80,15 @@ pub enum Check {
         /// The text the kernel must print.
         message: &'static str,
     },
+    /// A self test that ends in `Test result: SUCCESS`, after which `smp: N CPU(s)
+    /// online` must match `online`, and the TSC frequency must be plausible.
+    SelfTest {
+        /// CPUs that must be online.
+        online: Online,
+    },
+    /// The last AP panics: its PANIC report, a `cpu N: stopped by NMI` report from
+    /// every other CPU, and the fatal halt.
+    ApPanic,
 }
 
 /// One test: a kernel command line, what to boot it with, where, and the check.
@@ -55,10 +102,8 @@ pub struct Test {
     pub cmdline: &'static str,
     /// Modules passed where the boot method can pass them (not PVH, not the shim).
     pub modules: &'static [ModuleSpec],
-    /// Where it runs and how it boots there.
-    pub runs: &'static [(Platform, Boot)],
-    /// Number of CPUs.
-    pub cpus: u32,
+    /// Where it runs, how it boots there, with how many CPUs.
+    pub runs: &'static [Run],
     /// Memory in MiB.
     pub mem_mib: u32,
     /// How the run is judged.
@@ -79,10 +124,10 @@ pub const BOOT_MODULES: &[ModuleSpec] = &[
     },
 ];
 
-const FAULT_RUNS: &[(Platform, Boot)] = &[
-    (Platform::QemuSvm, Boot::Kernel),
-    (Platform::BochsVmx, Boot::Grub),
-    (Platform::Kvm, Boot::Kernel),
+const FAULT_RUNS: &[Run] = &[
+    on(Platform::QemuSvm, Boot::Kernel),
+    on(Platform::BochsVmx, Boot::Grub),
+    on(Platform::Kvm, Boot::Kernel),
 ];
 
 const fn fault(name: &'static str, cmdline: &'static str, about: &'static str) -> Test {
@@ -92,7 +137,6 @@ const fn fault(name: &'static str, cmdline: &'static str, about: &'static str) -
         cmdline,
         modules: &[],
         runs: FAULT_RUNS,
-        cpus: 1,
         mem_mib: 256,
         check: Check::Fault,
     }
@@ -105,14 +149,13 @@ const CATALOGUE: &[Test] = &[
         cmdline: "loglvl=info selftest=boot",
         modules: BOOT_MODULES,
         runs: &[
-            (Platform::QemuSvm, Boot::Kernel),
-            (Platform::QemuSvm, Boot::Grub),
-            (Platform::QemuSvm, Boot::Pvh),
-            (Platform::BochsVmx, Boot::Grub),
-            (Platform::BochsSvm, Boot::Grub),
-            (Platform::Kvm, Boot::Kernel),
+            on(Platform::QemuSvm, Boot::Kernel),
+            on(Platform::QemuSvm, Boot::Grub),
+            on(Platform::QemuSvm, Boot::Pvh),
+            on(Platform::BochsVmx, Boot::Grub),
+            on(Platform::BochsSvm, Boot::Grub),
+            on(Platform::Kvm, Boot::Kernel),
         ],
-        cpus: 1,
         mem_mib: 256,
         check: Check::Boot,
     },
@@ -141,8 +184,7 @@ const CATALOGUE: &[Test] = &[
         about: "entered with EAX=0xDEADBEEF, the kernel reports the unknown magic and halts",
         cmdline: "",
         modules: &[],
-        runs: &[(Platform::QemuSvm, Boot::Shim(BadBoot::BadMagic))],
-        cpus: 1,
+        runs: &[on(Platform::QemuSvm, Boot::Shim(BadBoot::BadMagic))],
         mem_mib: 256,
         check: Check::BadBoot {
             message: "unknown boot magic 0xdeadbeef",
@@ -153,12 +195,103 @@ const CATALOGUE: &[Test] = &[
         about: "a multiboot1 information structure without a memory map is refused",
         cmdline: "",
         modules: &[],
-        runs: &[(Platform::QemuSvm, Boot::Shim(BadBoot::NoMemoryMap))],
-        cpus: 1,
+        runs: &[on(Platform::QemuSvm, Boot::Shim(BadBoot::NoMemoryMap))],
         mem_mib: 256,
         check: Check::BadBoot {
             message: "no memory map",
         },
+    },
+    Test {
+        name: "smp",
+        about: "every CPU the MADT lists comes online and reports its APIC ID",
+        cmdline: "loglvl=info selftest=smp",
+        modules: &[],
+        runs: &[
+            on(Platform::QemuSvm, Boot::Kernel),
+            smp(Platform::QemuSvm, Boot::Kernel, 2),
+            smp(Platform::QemuSvm, Boot::Kernel, 4),
+            on(Platform::QemuSvm, Boot::Pvh),
+            smp(Platform::QemuSvm, Boot::Pvh, 2),
+            smp(Platform::QemuSvm, Boot::Pvh, 4),
+            on(Platform::BochsVmx, Boot::Grub),
+            smp(Platform::BochsVmx, Boot::Grub, 2),
+            smp(Platform::BochsSvm, Boot::Grub, 2),
+            smp(Platform::Kvm, Boot::Kernel, 2),
+        ],
+        mem_mib: 256,
+        check: Check::SelfTest {
+            online: Online::All,
+        },
+    },
+    Test {
+        name: "smp-maxcpus",
+        about: "maxcpus=1 leaves the other CPUs offline",
+        cmdline: "loglvl=info selftest=smp maxcpus=1",
+        modules: &[],
+        runs: &[smp(Platform::QemuSvm, Boot::Kernel, 4)],
+        mem_mib: 256,
+        check: Check::SelfTest {
+            online: Online::Exactly(1),
+        },
+    },
+    Test {
+        name: "smp-nosmp",
+        about: "nosmp runs the boot CPU only",
+        cmdline: "loglvl=info selftest=smp nosmp",
+        modules: &[],
+        runs: &[smp(Platform::QemuSvm, Boot::Pvh, 2)],
+        mem_mib: 256,
+        check: Check::SelfTest {
+            online: Online::Exactly(1),
+        },
+    },
+    Test {
+        name: "timers",
+        about: "one-shot deadlines on every CPU all fire, in order, none early",
+        cmdline: "loglvl=info selftest=timers",
+        modules: &[],
+        runs: &[
+            on(Platform::QemuSvm, Boot::Kernel),
+            smp(Platform::QemuSvm, Boot::Kernel, 4),
+            smp(Platform::QemuSvm, Boot::Pvh, 2),
+            on(Platform::BochsVmx, Boot::Grub),
+            smp(Platform::BochsVmx, Boot::Grub, 2),
+            smp(Platform::Kvm, Boot::Kernel, 2),
+        ],
+        mem_mib: 256,
+        check: Check::SelfTest {
+            online: Online::All,
+        },
+    },
+    Test {
+        name: "ipi",
+        about: "a counter rides directed IPIs around every CPU; a broadcast reaches all",
+        cmdline: "loglvl=info selftest=ipi",
+        modules: &[],
+        runs: &[
+            smp(Platform::QemuSvm, Boot::Kernel, 2),
+            smp(Platform::QemuSvm, Boot::Kernel, 4),
+            smp(Platform::QemuSvm, Boot::Pvh, 4),
+            smp(Platform::BochsVmx, Boot::Grub, 2),
+            smp(Platform::Kvm, Boot::Kernel, 2),
+        ],
+        mem_mib: 256,
+        check: Check::SelfTest {
+            online: Online::All,
+        },
+    },
+    Test {
+        name: "ap-panic",
+        about: "a panic on an AP stops every CPU, each with its own report",
+        cmdline: "loglvl=info selftest=ap-panic",
+        modules: &[],
+        runs: &[
+            smp(Platform::QemuSvm, Boot::Kernel, 4),
+            smp(Platform::QemuSvm, Boot::Pvh, 2),
+            smp(Platform::BochsVmx, Boot::Grub, 2),
+        ],
+        mem_mib: 256,
+        check: Check::ApPanic,
     },
 ];
 
@@ -176,6 +309,8 @@ pub struct Case {
     pub platform: Platform,
     /// How the image is booted.
     pub boot: Boot,
+    /// Number of CPUs.
+    pub cpus: u32,
 }
 
 /// Every case of every test, in catalogue order.
@@ -183,10 +318,11 @@ pub fn cases() -> Vec<Case> {
     catalogue()
         .iter()
         .flat_map(|test| {
-            test.runs.iter().map(move |&(platform, boot)| Case {
+            test.runs.iter().map(move |run| Case {
                 test,
-                platform,
-                boot,
+                platform: run.platform,
+                boot: run.boot,
+                cpus: run.cpus,
             })
         })
         .collect()
@@ -196,10 +332,15 @@ impl Case {
     /// The platform as shown in titles: the platform name, plus `/<boot>` when the boot
     /// method is not the platform's usual one (`qemu-svm/grub`, `qemu-svm/pvh`).
     pub fn label(&self) -> String {
-        match self.boot {
+        let place = match self.boot {
             Boot::Shim(_) => self.platform.name().to_string(),
             b if b == self.platform.default_boot() => self.platform.name().to_string(),
             b => format!("{}/{}", self.platform.name(), b.name()),
+        };
+        if self.cpus > 1 {
+            format!("{place} x{}", self.cpus)
+        } else {
+            place
         }
     }
 
@@ -210,7 +351,11 @@ impl Case {
 
     /// The artefact directory name under `build/tests/`.
     pub fn dir_name(&self) -> String {
-        format!("{}-{}", self.test.name, self.label().replace('/', "-"))
+        format!(
+            "{}-{}",
+            self.test.name,
+            self.label().replace(['/', ' '], "-")
+        )
     }
 
     /// The modules this case passes (PVH and the shim pass none).
@@ -236,6 +381,8 @@ impl Case {
             Check::Boot => self.check_boot(o),
             Check::Fault => check_fault(o),
             Check::BadBoot { message } => check_bad_boot(o, message),
+            Check::SelfTest { online } => self.check_selftest(o, online),
+            Check::ApPanic => check_ap_panic(o),
         };
         match result {
             Ok(()) => Verdict::Pass,
@@ -264,6 +411,57 @@ impl Case {
         } else {
             Err(Verdict::Fail(problems.join("; ")))
         }
+    }
+
+    fn check_selftest(&self, o: &Outcome, online: Online) -> Result<(), Verdict> {
+        match kernel_end(o) {
+            End::Result(TestResult::Success) => {}
+            End::Result(TestResult::Skip) => {
+                return Err(Verdict::Skip("the kernel reported SKIP".into()));
+            }
+            other => return Err(Verdict::Fail(other.describe(o))),
+        }
+        let want = match online {
+            Online::All => self.cpus,
+            Online::Exactly(n) => n,
+        };
+        let mut problems = Vec::new();
+        match serial::online_cpus(&o.serial) {
+            Some(n) if n == u64::from(want) => {}
+            Some(n) => problems.push(format!("{n} CPU(s) online, expected {want}")),
+            None => problems.push("no 'smp: N CPU(s) online' line".to_string()),
+        }
+        if let Err(why) = self.tsc_plausible(&o.serial) {
+            problems.push(why);
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Verdict::Fail(problems.join("; ")))
+        }
+    }
+
+    /// The measured TSC frequency matches what the platform implies: Bochs' TSC runs
+    /// at its configured `ips`; elsewhere a PIT cross-check, when printed, must agree
+    /// with the primary calibration within 1%.
+    fn tsc_plausible(&self, log: &str) -> Result<(), String> {
+        let Some(tsc) = serial::tsc_khz(log) else {
+            return Err("no 'time: tsc N kHz' line".into());
+        };
+        if let Some(ips) = self.platform.bochs_ips() {
+            let want = ips / 1000;
+            if tsc.abs_diff(want) * 100 > want {
+                return Err(format!("tsc {tsc} kHz, Bochs runs at {want} kHz (ips)"));
+            }
+        }
+        if let Some(pit) = serial::pit_cross_check_khz(log)
+            && tsc.abs_diff(pit) * 100 > tsc
+        {
+            return Err(format!(
+                "tsc {tsc} kHz disagrees with the PIT's {pit} kHz by over 1%"
+            ));
+        }
+        Ok(())
     }
 
     /// Every boot fact in `log` that differs from what this case must report.
@@ -480,6 +678,54 @@ fn check_bad_boot(o: &Outcome, message: &str) -> Result<(), Verdict> {
             "expected a fatal halt (exit code 0x12), but {}",
             other.describe(o)
         ))),
+    }
+}
+
+fn check_ap_panic(o: &Outcome) -> Result<(), Verdict> {
+    match kernel_end(o) {
+        End::Fatal => {}
+        End::Result(TestResult::Skip) => {
+            return Err(Verdict::Skip("the kernel reported SKIP".into()));
+        }
+        other => {
+            return Err(Verdict::Fail(format!(
+                "expected a fatal halt, but {}",
+                other.describe(o)
+            )));
+        }
+    }
+    let Some((victim, others)) = serial::ap_panic_plan(&o.serial) else {
+        return Err(fail("no 'selftest: ap-panic victim=V others=...' line"));
+    };
+    let mut problems = Vec::new();
+    let expect = serial::expectation(&o.serial).map_err(Verdict::Fail)?;
+    match (expect, serial::fatal_report(&o.serial)) {
+        (Some(e), Some(report)) => {
+            if let Err(why) = serial::match_expectation(&e, &report) {
+                problems.push(why);
+            }
+        }
+        _ => problems.push("no panic expectation and report".to_string()),
+    }
+    if !serial::lines(&o.serial).any(|l| l.contains("PANIC at ")) {
+        problems.push("no PANIC line".to_string());
+    }
+    if !serial::lines(&o.serial).any(|l| l.trim() == format!("cpu={victim}")) {
+        problems.push(format!("the panic report does not name cpu {victim}"));
+    }
+    for cpu in others {
+        let stopped = format!("cpu {cpu}: stopped by NMI");
+        if !o.serial.contains(&stopped) {
+            problems.push(format!("no '{stopped}' report"));
+        }
+    }
+    if !o.serial.contains(serial::HALTING) {
+        problems.push("no 'FATAL: halting all CPUs' line".to_string());
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Verdict::Fail(problems.join("; ")))
     }
 }
 

@@ -38,6 +38,14 @@ impl Platform {
     /// Every platform, in catalogue order.
     pub const ALL: [Platform; 4] = [Self::QemuSvm, Self::BochsVmx, Self::BochsSvm, Self::Kvm];
 
+    /// Bochs' instructions per second (= its TSC rate), or `None` for QEMU platforms.
+    pub fn bochs_ips(self) -> Option<u64> {
+        match self {
+            Self::BochsVmx | Self::BochsSvm => Some(crate::cmdline::BOCHS_IPS),
+            Self::QemuSvm | Self::Kvm => None,
+        }
+    }
+
     /// The platform's name as used in test titles and `--platform`.
     pub fn name(self) -> &'static str {
         match self {

@@ -693,3 +693,63 @@ mod tests {
         assert_eq!(tail("a\n\nb", 40), vec!["a", "b"]);
     }
 }
+
+/// `N` from the kernel's `smp: N CPU(s) online` line.
+pub fn online_cpus(log: &str) -> Option<u64> {
+    lines(log).find_map(|l| {
+        let rest = l.split("smp: ").nth(1)?;
+        rest.strip_suffix(" CPU(s) online")?.trim().parse().ok()
+    })
+}
+
+/// The TSC frequency from `time: tsc N kHz`.
+pub fn tsc_khz(log: &str) -> Option<u64> {
+    lines(log).find_map(|l| {
+        let rest = l.split("time: tsc ").nth(1)?;
+        rest.split(" kHz").next()?.trim().parse().ok()
+    })
+}
+
+/// The PIT's second opinion from `pit cross-check N kHz`, when printed.
+pub fn pit_cross_check_khz(log: &str) -> Option<u64> {
+    lines(log).find_map(|l| {
+        let rest = l.split("pit cross-check ").nth(1)?;
+        rest.split(" kHz").next()?.trim().parse().ok()
+    })
+}
+
+/// The AP-panic plan: `selftest: ap-panic victim=V others=a,b,c`.
+pub fn ap_panic_plan(log: &str) -> Option<(u32, Vec<u32>)> {
+    lines(log).find_map(|l| {
+        let rest = l.split("selftest: ap-panic ").nth(1)?;
+        let mut victim = None;
+        let mut others = None;
+        for word in rest.split_whitespace() {
+            if let Some(v) = word.strip_prefix("victim=") {
+                victim = v.parse().ok();
+            } else if let Some(v) = word.strip_prefix("others=") {
+                others = v
+                    .split(',')
+                    .map(|n| n.parse().ok())
+                    .collect::<Option<Vec<u32>>>();
+            }
+        }
+        Some((victim?, others?))
+    })
+}
+
+#[cfg(test)]
+mod smp_line_tests {
+    use super::*;
+
+    #[test]
+    fn parses_smp_lines() {
+        let log = "(FV) time: tsc 4000 kHz (source: acpi pm timer; pit cross-check 3998 kHz)\n\
+                   (FV) smp: 4 CPU(s) online\nselftest: ap-panic victim=3 others=0,1,2\n";
+        assert_eq!(online_cpus(log), Some(4));
+        assert_eq!(tsc_khz(log), Some(4000));
+        assert_eq!(pit_cross_check_khz(log), Some(3998));
+        assert_eq!(ap_panic_plan(log), Some((3, vec![0, 1, 2])));
+        assert_eq!(online_cpus("nothing"), None);
+    }
+}

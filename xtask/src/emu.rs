@@ -77,7 +77,7 @@ pub fn prepare(case: &Case, elf: &Path, modules: &[Module]) -> Result<Prepared, 
             let mut spec = QemuSpec::new(
                 case.platform.cpu_model(),
                 test.mem_mib,
-                test.cpus,
+                case.cpus,
                 Serial::File(s(&serial)),
             );
             spec.kvm = case.platform == Platform::Kvm;
@@ -122,7 +122,7 @@ pub fn prepare(case: &Case, elf: &Path, modules: &[Module]) -> Result<Prepared, 
                 &dir,
                 &BochsSpec {
                     cpu_model: case.platform.cpu_model().into(),
-                    cpus: test.cpus,
+                    cpus: case.cpus,
                     mem_mib: test.mem_mib,
                     iso: s(&iso),
                     serial: s(&serial),
