@@ -9,6 +9,7 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 use ferrovisor::timer::TimerQueue;
 use ferrovisor_arch::apic::LocalApic;
+use ferrovisor_arch::cpu::Virtualization;
 use ferrovisor_arch::descriptors::IstStacks;
 use spin::{Mutex, Once};
 use x86_64::VirtAddr;
@@ -33,6 +34,10 @@ pub struct PerCpu {
     pub ist: IstStacks,
     /// This CPU's local APIC, once enabled.
     pub apic: Once<LocalApic>,
+    /// The virtualization extension this CPU offers (recorded at bring-up).
+    pub virtualization: Once<Virtualization>,
+    /// Written by another CPU to wake this one from an MWAIT idle (see `idle`).
+    pub wake: AtomicU64,
     /// Set by the CPU itself when it has finished bring-up.
     pub online: AtomicBool,
     /// Interrupts handled on this CPU, by kind (for tests and reports).
@@ -66,6 +71,8 @@ impl PerCpu {
             stack,
             ist,
             apic: Once::new(),
+            virtualization: Once::new(),
+            wake: AtomicU64::new(0),
             online: AtomicBool::new(false),
             ipis_received: AtomicU64::new(0),
             timer_interrupts: AtomicU64::new(0),
@@ -131,4 +138,15 @@ pub fn online_count() -> usize {
     all()
         .filter(|cpu| cpu.online.load(Ordering::Acquire))
         .count()
+}
+
+/// Whether idle CPUs use MONITOR/MWAIT (decided once at boot).
+static USE_MWAIT: spin::Once<bool> = spin::Once::new();
+
+/// Idles the running CPU until an interrupt or a store to its wake word. Call with
+/// interrupts disabled, after checking for work; returns with interrupts enabled.
+pub fn idle(cpu: &PerCpu) {
+    let mwait = *USE_MWAIT.call_once(ferrovisor_arch::idle::has_mwait);
+    ferrovisor_arch::idle::wait_for_interrupt_or_store(&cpu.wake, mwait);
+    cpu.wake.store(0, Ordering::Release);
 }

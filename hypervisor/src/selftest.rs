@@ -194,7 +194,8 @@ static STAGE_FAILED: AtomicU32 = AtomicU32::new(0);
 pub fn ap_run(cpu: &'static PerCpu) -> ! {
     let mut seen = STAGE_IDLE;
     loop {
-        x86_64::instructions::interrupts::enable_and_hlt();
+        x86_64::instructions::interrupts::disable();
+        percpu::idle(cpu);
         let stage = STAGE.load(Ordering::Acquire);
         if stage == seen {
             continue;

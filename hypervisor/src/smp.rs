@@ -49,6 +49,49 @@ fn mask_legacy_pics() {
     }
 }
 
+/// Maps every I/O APIC the MADT lists and masks all its pins.
+pub fn mask_io_apics(platform: &ferrovisor_drivers::acpi::Platform) {
+    for description in &platform.io_apics {
+        match memory::map_mmio(description.address, 0x20) {
+            Ok(mmio) => {
+                // SAFETY: `mmio` maps this I/O APIC's register window uncached, and only
+                // this code touches it.
+                let io_apic = unsafe { ferrovisor_drivers::ioapic::IoApic::new(mmio) };
+                let pins = io_apic.mask_all();
+                info!(
+                    "ioapic {}: at {:#x}, gsi {}..{}, all {pins} pins masked",
+                    description.id,
+                    description.address,
+                    description.gsi_base,
+                    description.gsi_base + pins
+                );
+            }
+            Err(e) => warn!(
+                "ioapic {}: cannot map {:#x}: {e}",
+                description.id, description.address
+            ),
+        }
+    }
+}
+
+/// Per-CPU bring-up common to the boot CPU and every AP, run on the CPU itself once
+/// its descriptors, GS base and local APIC are set up. This is where each CPU turns on
+/// its virtualization extension (VMXON / EFER.SVME) when the virtualization core
+/// lands; today it records what the CPU offers and checks that every CPU agrees with
+/// the boot CPU, since one hypervisor policy must fit all of them.
+fn cpu_online_hook(cpu: &PerCpu) {
+    let virt = ferrovisor_arch::cpu::detect_virtualization();
+    cpu.virtualization.call_once(|| virt);
+    if let Some(boot) = percpu::get(0).and_then(|b| b.virtualization.get())
+        && *boot != virt
+    {
+        warn!(
+            "cpu {}: virtualization features differ from the boot CPU's: {virt} vs {boot}",
+            cpu.index
+        );
+    }
+}
+
 /// Enables the local APIC on the running CPU (x2APIC when present) and records it.
 fn enable_local_apic(cpu: &PerCpu) -> Result<LocalApic, memory::MemoryError> {
     let mmio = *XAPIC_MMIO.try_call_once(|| {
@@ -85,6 +128,7 @@ pub fn init_boot_cpu(apic_id: u32) -> &'static PerCpu {
         }
         Err(e) => warn!("cpu 0: cannot map the local APIC: {e}"),
     }
+    cpu_online_hook(cpu);
     cpu.online.store(true, Ordering::Release);
     cpu
 }
@@ -195,6 +239,7 @@ extern "C" fn ferrovisor_ap_main(cpu_index: u32) -> ! {
         Ok(apic) => info!("cpu {cpu_index}: apic id {} online", apic.id()),
         Err(e) => warn!("cpu {cpu_index}: local APIC unusable: {e}"),
     }
+    cpu_online_hook(cpu);
     cpu.online.store(true, Ordering::Release);
     crate::start::ap_run(cpu)
 }

@@ -96,6 +96,7 @@ extern "C" fn ferrovisor_main(entry_path: u32, eax: u32, ebx: u32) -> ! {
         .map_or(0, |f| u32::from(f.initial_local_apic_id()));
     let platform = crate::platform_acpi::platform(boot.rsdp, boot_apic_id);
     time::init(platform);
+    smp::mask_io_apics(platform);
     let bsp = smp::init_boot_cpu(boot_apic_id);
     if let Some(apic) = bsp.apic.get() {
         time::calibrate_apic_timer(*apic);
@@ -151,8 +152,10 @@ fn run(boot: &BootInfo, options: &Options) -> ! {
 #[cfg(not(feature = "selftest"))]
 fn run(_boot: &BootInfo, _options: &Options) -> ! {
     info!("no domains to run yet: idle");
+    let cpu = crate::percpu::current();
     loop {
-        x86_64::instructions::hlt();
+        x86_64::instructions::interrupts::disable();
+        crate::percpu::idle(cpu);
     }
 }
 
@@ -169,10 +172,8 @@ pub fn ap_run(cpu: &'static crate::percpu::PerCpu) -> ! {
     #[cfg(feature = "selftest")]
     crate::selftest::ap_run(cpu);
     #[cfg(not(feature = "selftest"))]
-    {
-        let _ = cpu;
-        loop {
-            x86_64::instructions::interrupts::enable_and_hlt();
-        }
+    loop {
+        x86_64::instructions::interrupts::disable();
+        crate::percpu::idle(cpu);
     }
 }

@@ -2,8 +2,8 @@
 //! bring-up; per-CPU one-shot timer interrupts (TSC-deadline mode where available,
 //! APIC one-shot otherwise).
 //!
-//! Calibration order: CPUID leaf 15H (exact, when the CPU enumerates its crystal), then
-//! 10 ms windows of the ACPI PM timer, then of the PIT's channel 2. Conversions between
+//! Calibration: 10 ms windows of the ACPI PM timer, else the HPET, else the PIT's
+//! channel 0; CPUID leaf 15H wins when it agrees with that measurement. Conversions between
 //! ticks and nanoseconds use a multiply-and-shift [`TscScale`], no division.
 
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -11,7 +11,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use ferrovisor::timer::{TimerError, TimerId};
 use ferrovisor_arch::apic::{ApicRegister, LocalApic, has_tsc_deadline};
 use ferrovisor_arch::tsc::{self, TscScale};
-use ferrovisor_drivers::acpi::{Platform, PmTimer, RegisterLocation};
+use ferrovisor_drivers::acpi::{HpetDescription, Platform, PmTimer, RegisterLocation};
 use log::{info, warn};
 use spin::Once;
 use x86_64::instructions::interrupts::without_interrupts;
@@ -83,7 +83,10 @@ pub fn init(platform: &Platform) {
             }
             Some((hz, "acpi pm timer"))
         }
-        None => calibrate_with_pit().map(|hz| (hz, "pit")),
+        None => match platform.hpet.as_ref().and_then(calibrate_with_hpet) {
+            Some(hz) => Some((hz, "hpet")),
+            None => calibrate_with_pit().map(|hz| (hz, "pit")),
+        },
     };
     // CPUID 15H is exact on hardware, but emulators and some hypervisors enumerate a
     // nominal crystal their TSC does not follow (Bochs' TSC runs at its `ips`). Trust
@@ -101,7 +104,9 @@ pub fn init(platform: &Platform) {
         (Some(cpuid), _) => (cpuid, "cpuid 15h"),
         (None, Some(measured)) => measured,
         (None, None) => {
-            warn!("time: cannot calibrate the TSC (no CPUID 15h, PM timer or PIT); assuming 1 GHz");
+            warn!(
+                "time: cannot calibrate the TSC (no CPUID 15h, PM timer, HPET or PIT); assuming 1 GHz"
+            );
             (1_000_000_000, "assumed")
         }
     };
@@ -163,6 +168,47 @@ impl PmTimerReader {
         }
         best
     }
+}
+
+/// TSC ticks per second over a 10 ms window of the HPET main counter (IA-PC HPET
+/// 1.0a §2.3: capabilities at 0x00 with the period in femtoseconds in bits 63:32,
+/// configuration at 0x10 with ENABLE_CNF in bit 0, main counter at 0xF0).
+fn calibrate_with_hpet(hpet: &HpetDescription) -> Option<u64> {
+    const FEMTOSECONDS_PER_SECOND: u64 = 1_000_000_000_000_000;
+    let base = crate::memory::map_mmio(hpet.base_address, 0x100).ok()?;
+    let read = |offset: u64| {
+        // SAFETY: `base` maps the HPET's register block uncached; these offsets are
+        // architectural 64-bit registers inside it; reads have no side effects.
+        unsafe { core::ptr::read_volatile((base + offset) as *const u64) }
+    };
+    let period_fs = read(0x00) >> 32;
+    // The specification bounds the period to (0, 100 ns].
+    if period_fs == 0 || period_fs > 100_000_000 {
+        return None;
+    }
+    let config = read(0x10);
+    // SAFETY: setting ENABLE_CNF only starts the main counter (no comparator is armed
+    // and legacy replacement is left as firmware set it); nothing else uses the HPET.
+    unsafe { core::ptr::write_volatile((base + 0x10) as *mut u64, config | 1) };
+    let hpet_hz = FEMTOSECONDS_PER_SECOND / period_fs;
+    let window = hpet_hz / 100;
+    let mut best: Option<u64> = None;
+    for _ in 0..3 {
+        let start_counter = read(0xF0);
+        let start_tsc = tsc();
+        loop {
+            let elapsed = read(0xF0).wrapping_sub(start_counter);
+            if elapsed >= window {
+                let hz = tsc::hz_from_reference(tsc() - start_tsc, elapsed, hpet_hz)?;
+                best = Some(best.map_or(hz, |b| b.min(hz)));
+                break;
+            }
+            if tsc() - start_tsc > 1 << 34 {
+                return None; // the counter does not run
+            }
+        }
+    }
+    best
 }
 
 /// Counts TSC ticks over 10 ms of PIT channel 0, read by latching its counter through
