@@ -1,0 +1,103 @@
+//! `hvm_start_info` (xen/include/public/arch-x86/hvm/start_info.h), as handed to a PVH
+//! guest in EBX: read by value, validated.
+
+/// `XEN_HVM_START_MAGIC_VALUE`.
+pub const START_MAGIC: u32 = 0x336e_c578;
+
+/// What a test guest needs from `hvm_start_info`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StartInfo {
+    pub version: u32,
+    pub flags: u32,
+    pub nr_modules: u32,
+    pub modlist_paddr: u64,
+    pub cmdline_paddr: u64,
+    pub rsdp_paddr: u64,
+    pub memmap_paddr: u64,
+    pub memmap_entries: u32,
+}
+
+impl StartInfo {
+    /// Decodes the 56-byte version-1 structure from `bytes`.
+    pub fn parse(bytes: &[u8]) -> Result<Self, &'static str> {
+        let u32_at = |o: usize| {
+            bytes
+                .get(o..o + 4)
+                .map(|b| u32::from_le_bytes(b.try_into().unwrap_or([0; 4])))
+        };
+        let u64_at = |o: usize| {
+            bytes
+                .get(o..o + 8)
+                .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
+        };
+        if u32_at(0).ok_or("truncated")? != START_MAGIC {
+            return Err("magic is not 0x336ec578");
+        }
+        let version = u32_at(4).ok_or("truncated")?;
+        let (memmap_paddr, memmap_entries) = if version >= 1 {
+            (
+                u64_at(40).ok_or("truncated")?,
+                u32_at(48).ok_or("truncated")?,
+            )
+        } else {
+            (0, 0)
+        };
+        Ok(Self {
+            version,
+            flags: u32_at(8).ok_or("truncated")?,
+            nr_modules: u32_at(12).ok_or("truncated")?,
+            modlist_paddr: u64_at(16).ok_or("truncated")?,
+            cmdline_paddr: u64_at(24).ok_or("truncated")?,
+            rsdp_paddr: u64_at(32).ok_or("truncated")?,
+            memmap_paddr,
+            memmap_entries,
+        })
+    }
+
+    /// Reads the structure at guest-physical `paddr` through the identity map.
+    #[cfg(target_os = "none")]
+    pub fn from_identity_mapped(paddr: u64) -> Result<Self, &'static str> {
+        if paddr == 0 || paddr >= 1 << 30 {
+            return Err("start_info pointer outside the identity-mapped first GiB");
+        }
+        // SAFETY: the guest identity-maps its first GiB; the PVH loader put 56 bytes of
+        // start_info there (and the magic is checked before anything is trusted).
+        let bytes = unsafe { core::slice::from_raw_parts(paddr as *const u8, 56) };
+        Self::parse(bytes)
+    }
+
+    /// The command line, if any (identity-mapped, NUL-terminated, at most 1 KiB).
+    #[cfg(target_os = "none")]
+    pub fn cmdline(&self) -> &'static str {
+        if self.cmdline_paddr == 0 || self.cmdline_paddr >= 1 << 30 {
+            return "";
+        }
+        // SAFETY: as above; the loader placed the string in guest RAM.
+        let bytes = unsafe { core::slice::from_raw_parts(self.cmdline_paddr as *const u8, 1024) };
+        let end = bytes.iter().position(|&b| b == 0).unwrap_or(0);
+        core::str::from_utf8(&bytes[..end]).unwrap_or("")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_version_1() {
+        let mut b = [0u8; 56];
+        b[0..4].copy_from_slice(&START_MAGIC.to_le_bytes());
+        b[4..8].copy_from_slice(&1u32.to_le_bytes());
+        b[24..32].copy_from_slice(&0x2000u64.to_le_bytes());
+        b[40..48].copy_from_slice(&0x3000u64.to_le_bytes());
+        b[48..52].copy_from_slice(&3u32.to_le_bytes());
+        let s = StartInfo::parse(&b).unwrap();
+        assert_eq!(
+            (s.version, s.cmdline_paddr, s.memmap_paddr, s.memmap_entries),
+            (1, 0x2000, 0x3000, 3)
+        );
+        b[0] = 0;
+        assert!(StartInfo::parse(&b).is_err());
+        assert!(StartInfo::parse(&b[..3]).is_err());
+    }
+}
