@@ -4,4 +4,5 @@
 #![cfg_attr(not(test), no_std)]
 
 pub mod mm;
+pub mod nested_paging;
 pub mod timer;
