@@ -5,4 +5,5 @@
 
 pub mod mm;
 pub mod nested_paging;
+pub mod pvh;
 pub mod timer;
