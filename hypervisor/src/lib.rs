@@ -7,3 +7,4 @@ pub mod mm;
 pub mod nested_paging;
 pub mod pvh;
 pub mod timer;
+pub mod vcpu;
