@@ -14,5 +14,7 @@ pub mod descriptors;
 pub mod idle;
 #[cfg(target_os = "none")]
 pub mod msr;
+pub mod svm;
 pub mod trap;
 pub mod tsc;
+pub mod vmx;

@@ -11,10 +11,12 @@
 //! when the format supports it; changing part of a large page splits it into the next
 //! size down with identical attributes first, so nothing else changes.
 
+mod formats;
 mod space;
 #[cfg(test)]
 mod tests;
 
+pub use formats::{Ept, Npt};
 pub use space::{AddressSpace, MapError, MappingCounts, Translation};
 
 /// Access rights of a guest-physical mapping.
