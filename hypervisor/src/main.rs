@@ -32,6 +32,8 @@ mod smp;
 mod start;
 #[cfg(target_os = "none")]
 mod time;
+#[cfg(target_os = "none")]
+mod vmm;
 
 #[cfg(target_os = "none")]
 #[panic_handler]

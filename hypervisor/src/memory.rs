@@ -527,6 +527,38 @@ pub fn alloc_stack(bytes: u64) -> Result<Range<u64>, MemoryError> {
     Ok(bottom..bottom + bytes)
 }
 
+/// Allocates 2^`order` contiguous zeroed frames (naturally aligned) for hypervisor
+/// structures (VMCBs, VMCSs, bitmaps, guest memory); returns the physical address.
+pub fn alloc_zeroed(order: u8) -> Option<u64> {
+    let paddr = FRAMES.lock().as_mut()?.alloc(order)?;
+    // SAFETY: the block was just allocated to us and is RAM covered by the direct map.
+    unsafe {
+        core::ptr::write_bytes(
+            phys_to_virt(paddr) as *mut u8,
+            0,
+            (FRAME_SIZE << order) as usize,
+        )
+    };
+    Some(paddr)
+}
+
+/// Returns a block from [`alloc_zeroed`].
+pub fn free(paddr: u64, order: u8) {
+    if let Some(frames) = FRAMES.lock().as_mut()
+        && let Err(e) = frames.free(paddr, order)
+    {
+        log::error!("memory: freeing {paddr:#x} (order {order}) failed: {e}");
+    }
+}
+
+/// Free memory in bytes.
+pub fn free_bytes() -> u64 {
+    FRAMES
+        .lock()
+        .as_ref()
+        .map_or(0, |f| f.free_frames() * FRAME_SIZE)
+}
+
 /// Physical address of the live PML4 (what an AP loads into CR3).
 pub fn kernel_cr3() -> u64 {
     Cr3::read().0.start_address().as_u64()

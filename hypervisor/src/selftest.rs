@@ -103,6 +103,16 @@ pub fn run(_boot: &BootInfo, options: &Options) -> ! {
         "timers" => verdict(timer_test_all_cpus()),
         "ipi" => verdict(ipi_test()),
         "ap-panic" => ap_panic_test(),
+        "vmm-smoke" => match crate::vmm::smoke::run() {
+            Ok(summary) => {
+                console_print!("selftest: vmm-smoke: {summary}\n");
+                verdict(ExitCode::Success)
+            }
+            Err(why) => {
+                console_print!("selftest: vmm-smoke: {why}\n");
+                verdict(ExitCode::Failure)
+            }
+        },
         other => {
             console_print!("selftest: unknown self test '{other}'\n");
             verdict(ExitCode::Error)

@@ -281,6 +281,20 @@ const CATALOGUE: &[Test] = &[
         },
     },
     Test {
+        name: "vmm-smoke",
+        about: "a 2 MiB guest exits for CPUID with the right leaf, takes the answer, and exits for HLT",
+        cmdline: "loglvl=info selftest=vmm-smoke",
+        modules: &[],
+        runs: &[
+            on(Platform::QemuSvm, Boot::Kernel),
+            on(Platform::BochsSvm, Boot::Grub),
+        ],
+        mem_mib: 256,
+        check: Check::SelfTest {
+            online: Online::All,
+        },
+    },
+    Test {
         name: "ap-panic",
         about: "a panic on an AP stops every CPU, each with its own report",
         cmdline: "loglvl=info selftest=ap-panic",

@@ -1,0 +1,112 @@
+//! The virtualization core on the bare metal: per-CPU enabling of VT-x or AMD-V, the
+//! vCPU backends behind one interface, and the run loop that hands every exit to the
+//! vendor-neutral handlers.
+//!
+//! The vendor is chosen at run time from CPUID ([`Vendor::detect`]); one binary serves
+//! both. Backends translate between hardware state and [`Exit`]; policy (CPUID, MSRs,
+//! I/O, hypercalls) is written once, above them.
+
+#[cfg(feature = "selftest")]
+pub mod smoke;
+pub mod svm;
+
+use ferrovisor::nested_paging::TableMemory;
+use ferrovisor::vcpu::{Exit, GuestRegisters};
+use ferrovisor_arch::cpu::{Virtualization, detect_virtualization};
+
+use crate::memory::{alloc_zeroed, free, phys_to_virt};
+
+/// Which hardware virtualization the CPUs offer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Vendor {
+    /// Intel VT-x with EPT and unrestricted guest.
+    Vmx,
+    /// AMD-V with nested paging.
+    Svm,
+}
+
+impl Vendor {
+    /// The usable extension on this CPU: VT-x needs EPT and unrestricted guest (PVH
+    /// guests start in 32-bit protected mode without paging); AMD-V needs nested
+    /// paging. `Err` says what is missing.
+    pub fn detect() -> Result<Self, &'static str> {
+        match detect_virtualization() {
+            Virtualization::Vmx(v) if v.disabled_by_firmware => Err("VT-x is disabled by firmware"),
+            Virtualization::Vmx(v) if !v.ept => Err("VT-x without EPT"),
+            Virtualization::Vmx(v) if !v.unrestricted_guest => {
+                Err("VT-x without unrestricted guest")
+            }
+            Virtualization::Vmx(_) => Ok(Self::Vmx),
+            Virtualization::Svm(s) if s.disabled_by_firmware => {
+                Err("AMD-V is disabled by firmware")
+            }
+            Virtualization::Svm(s) if !s.npt => Err("AMD-V without nested paging"),
+            Virtualization::Svm(_) => Ok(Self::Svm),
+            Virtualization::None => Err("no hardware virtualization (VT-x or AMD-V)"),
+        }
+    }
+}
+
+/// Nested page-table frames from the frame allocator, reached through the direct map.
+#[derive(Debug, Default)]
+pub struct HostTables;
+
+impl TableMemory for HostTables {
+    fn allocate_table(&mut self) -> Option<u64> {
+        alloc_zeroed(0)
+    }
+
+    fn free_table(&mut self, paddr: u64) {
+        free(paddr, 0);
+    }
+
+    fn table(&mut self, paddr: u64) -> &mut [u64; 512] {
+        // SAFETY: table frames are allocated by `allocate_table` for one address space,
+        // which edits them only through this borrow; the direct map covers them.
+        unsafe { &mut *(phys_to_virt(paddr) as *mut [u64; 512]) }
+    }
+}
+
+/// Control state the hypervisor needs to interpret guest-virtual addresses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PagingState {
+    pub cr0: u64,
+    pub cr3: u64,
+    pub cr4: u64,
+    pub efer: u64,
+}
+
+/// What a new vCPU starts with: the PVH entry state (SDM/APM-neutral: 32-bit protected
+/// mode, paging off, flat segments, EBX = `hvm_start_info`).
+#[derive(Clone, Copy, Debug)]
+pub struct VcpuConfig {
+    /// Root of the domain's nested page tables (EPT PML4 / nCR3), physical.
+    pub nested_root: u64,
+    /// VPID (VT-x) or ASID (AMD-V), never 0 (reserved for the host).
+    pub tag: u16,
+    /// 32-bit entry point.
+    pub entry: u32,
+    /// EBX at entry (the start-info address).
+    pub ebx: u32,
+}
+
+/// One vCPU, as each backend implements it.
+pub trait VcpuBackend {
+    /// Enters the guest and runs it until the next exit the hypervisor must handle.
+    fn run(&mut self) -> Exit;
+    /// The general registers (valid between runs).
+    fn regs(&mut self) -> &mut GuestRegisters;
+    /// The guest's RIP.
+    fn rip(&self) -> u64;
+    /// Skips the instruction that caused the current exit. `length` is what the
+    /// decoder knows (CPUID 2, VMCALL 3, ...); backends use the hardware's own
+    /// next-RIP or instruction-length field when they have one.
+    fn skip_instruction(&mut self, length: u64);
+    /// Queues an exception for the next entry.
+    fn inject_exception(&mut self, vector: u8, error_code: Option<u32>);
+    /// Guest paging state.
+    fn paging_state(&self) -> PagingState;
+    /// An intercepted WRMSR to IA32_EFER (backends keep their own invariants, e.g.
+    /// AMD-V's EFER.SVME).
+    fn write_efer(&mut self, value: u64);
+}

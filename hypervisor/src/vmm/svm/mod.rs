@@ -1,0 +1,321 @@
+//! The AMD-V backend (APM Vol. 2 Chapter 15): per-CPU enabling, the VMCB of each vCPU,
+//! and the translation of #VMEXIT codes into the vendor-neutral [`Exit`].
+
+mod switch;
+
+use ferrovisor::vcpu::{Exit, GuestRegisters, InvalidStateReason, IoAccess, IoSize, NestedFault};
+use ferrovisor_arch::svm::exit::{
+    EventInjection, Intercepts1, Intercepts2, IoioInfo, NpfErrorCode, SvmExitCode,
+};
+use ferrovisor_arch::svm::vmcb::{NestedControl, Vmcb, VmcbSegment, tlb_control};
+use x86_64::registers::model_specific::{Efer, EferFlags, Msr};
+
+use super::{PagingState, VcpuBackend, VcpuConfig};
+use crate::memory::{alloc_zeroed, phys_to_virt};
+
+/// VM_HSAVE_PA: where VMRUN saves host state (APM §15.30.4).
+const VM_HSAVE_PA: u32 = 0xC001_0117;
+/// EFER.SVME (APM §15.4): must stay set in the guest's EFER too (VMRUN checks it).
+const EFER_SVME: u64 = 1 << 12;
+
+/// Why AMD-V cannot be used on this CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SvmError {
+    NotSupported,
+    DisabledByFirmware,
+    NoNestedPaging,
+    OutOfMemory,
+}
+
+impl core::fmt::Display for SvmError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Self::NotSupported => "the CPU has no AMD-V",
+            Self::DisabledByFirmware => "AMD-V is disabled by firmware (VM_CR.SVMDIS)",
+            Self::NoNestedPaging => "the CPU has no nested paging",
+            Self::OutOfMemory => "no memory for the host save area",
+        })
+    }
+}
+
+/// AMD-V state of one physical CPU.
+#[derive(Debug)]
+pub struct SvmCpu {
+    /// The host's VMLOAD/VMSAVE state (FS/GS/TR/LDTR, syscall MSRs, KernelGsBase).
+    host_vmcb: u64,
+    /// Whether #VMEXIT saves the next RIP (NRIPS).
+    nrips: bool,
+}
+
+/// Turns AMD-V on for the calling CPU: EFER.SVME, the host save area, and a host VMCB
+/// holding the host's VMSAVE state.
+pub fn enable_on_this_cpu() -> Result<SvmCpu, SvmError> {
+    let present = ferrovisor_arch::msr::SvmPresent::detect().ok_or(SvmError::NotSupported)?;
+    if ferrovisor_arch::msr::read_vm_cr(present) & (1 << 4) != 0 {
+        return Err(SvmError::DisabledByFirmware);
+    }
+    let info = raw_cpuid::CpuId::new().get_svm_info();
+    if !info.as_ref().is_some_and(|i| i.has_nested_paging()) {
+        return Err(SvmError::NoNestedPaging);
+    }
+    let nrips = info.as_ref().is_some_and(|i| i.has_nrip());
+    let host_save = alloc_zeroed(0).ok_or(SvmError::OutOfMemory)?;
+    let host_vmcb = alloc_zeroed(0).ok_or(SvmError::OutOfMemory)?;
+    // SAFETY: CPUID and VM_CR say SVM exists and is allowed; setting EFER.SVME only
+    // makes the SVM instructions available.
+    unsafe { Efer::update(|flags| flags.insert(EferFlags::SECURE_VIRTUAL_MACHINE_ENABLE)) };
+    // SAFETY: VM_HSAVE_PA exists with SVM; the page is ours, zeroed and 4 KiB-aligned.
+    unsafe { Msr::new(VM_HSAVE_PA).write(host_save) };
+    // SAFETY: VMSAVE stores this CPU's hidden state to a page we own (physical address
+    // in RAX, 4 KiB-aligned), with SVME set.
+    unsafe { core::arch::asm!("vmsave rax", in("rax") host_vmcb, options(nostack)) };
+    Ok(SvmCpu { host_vmcb, nrips })
+}
+
+/// One AMD-V vCPU.
+pub struct SvmVcpu {
+    vmcb_pa: u64,
+    host_vmcb: u64,
+    nrips: bool,
+    regs: GuestRegisters,
+    /// Bytes of the intercepted instruction, for CPUs without NRIPS.
+    pending_skip: u64,
+}
+
+// Guest segment attributes in the VMCB's packed form (APM §15.5.1: the descriptor's
+// type/S/DPL/P in bits 7:0, AVL/L/DB/G in bits 11:8).
+const CODE32: u16 = 0x0C9B; // accessed exec/read, S, P, DB, G
+const DATA32: u16 = 0x0C93; // accessed read/write, S, P, DB, G
+const TSS32_BUSY: u16 = 0x008B;
+
+impl SvmVcpu {
+    /// A vCPU at the PVH entry state.
+    pub fn new(cpu: &SvmCpu, config: &VcpuConfig) -> Result<Self, SvmError> {
+        let vmcb_pa = alloc_zeroed(0).ok_or(SvmError::OutOfMemory)?;
+        // All ports and MSRs intercepted: policy decides (unclaimed ports read all-ones).
+        let iopm = alloc_zeroed(2).ok_or(SvmError::OutOfMemory)?; // 12 KiB used of 16
+        let msrpm = alloc_zeroed(1).ok_or(SvmError::OutOfMemory)?; // 8 KiB
+        // SAFETY: both blocks are ours, mapped by the direct map, and this large.
+        unsafe { core::ptr::write_bytes(phys_to_virt(iopm) as *mut u8, 0xFF, 12 * 1024) };
+        // SAFETY: see above.
+        unsafe { core::ptr::write_bytes(phys_to_virt(msrpm) as *mut u8, 0xFF, 8 * 1024) };
+
+        let mut vcpu = Self {
+            vmcb_pa,
+            host_vmcb: cpu.host_vmcb,
+            nrips: cpu.nrips,
+            regs: GuestRegisters::default(),
+            pending_skip: 0,
+        };
+        vcpu.regs.rbx = u64::from(config.ebx);
+        let vmcb = vcpu.vmcb();
+        let c = &mut vmcb.control;
+        c.intercept_misc1 = (Intercepts1::INTR
+            | Intercepts1::NMI
+            | Intercepts1::SMI
+            | Intercepts1::INIT
+            | Intercepts1::CPUID
+            | Intercepts1::HLT
+            | Intercepts1::IOIO_PROT
+            | Intercepts1::MSR_PROT
+            | Intercepts1::SHUTDOWN)
+            .bits();
+        // VMRUN must be intercepted (APM §15.5.1 consistency checks); the other SVM
+        // instructions would let a guest manipulate host state.
+        c.intercept_misc2 = (Intercepts2::VMRUN
+            | Intercepts2::VMMCALL
+            | Intercepts2::VMLOAD
+            | Intercepts2::VMSAVE
+            | Intercepts2::STGI
+            | Intercepts2::CLGI
+            | Intercepts2::SKINIT)
+            .bits();
+        c.iopm_base_pa = iopm;
+        c.msrpm_base_pa = msrpm;
+        c.guest_asid = u32::from(config.tag.max(1));
+        c.tlb_control = tlb_control::FLUSH_GUEST;
+        c.nested_control = NestedControl::NP_ENABLE.bits();
+        c.n_cr3 = config.nested_root;
+
+        let s = &mut vmcb.save;
+        let flat = |selector, attrib| VmcbSegment {
+            selector,
+            attrib,
+            limit: 0xFFFF_FFFF,
+            base: 0,
+        };
+        s.cs = flat(0x08, CODE32);
+        for segment in [&mut s.ds, &mut s.es, &mut s.ss, &mut s.fs, &mut s.gs] {
+            *segment = flat(0x10, DATA32);
+        }
+        s.tr = VmcbSegment {
+            selector: 0x18,
+            attrib: TSS32_BUSY,
+            limit: 0x67,
+            base: 0,
+        };
+        s.gdtr = VmcbSegment {
+            selector: 0,
+            attrib: 0,
+            limit: 0xFFFF,
+            base: 0,
+        };
+        s.idtr = VmcbSegment {
+            selector: 0,
+            attrib: 0,
+            limit: 0xFFFF,
+            base: 0,
+        };
+        s.cr0 = 0x11; // PE, ET
+        s.efer = EFER_SVME;
+        s.dr6 = 0xFFFF_0FF0;
+        s.dr7 = 0x400;
+        s.rflags = 0x2;
+        s.rip = u64::from(config.entry);
+        s.g_pat = 0x0007_0406_0007_0406;
+        Ok(vcpu)
+    }
+
+    fn vmcb(&mut self) -> &mut Vmcb {
+        // SAFETY: the VMCB page is this vCPU's own, 4 KiB-aligned, mapped by the direct
+        // map, and only touched by the CPU running this vCPU (outside VMRUN).
+        unsafe { &mut *(phys_to_virt(self.vmcb_pa) as *mut Vmcb) }
+    }
+
+    fn vmcb_ref(&self) -> &Vmcb {
+        // SAFETY: as in `vmcb`.
+        unsafe { &*(phys_to_virt(self.vmcb_pa) as *const Vmcb) }
+    }
+
+    fn decode(&mut self) -> Exit {
+        let vmcb = self.vmcb_ref();
+        let code = vmcb.control.exit_code;
+        let (info1, info2, rip) = (
+            vmcb.control.exit_info1,
+            vmcb.control.exit_info2,
+            vmcb.save.rip,
+        );
+        let Some(kind) = SvmExitCode::from_raw(code) else {
+            return Exit::Unhandled { code };
+        };
+        self.pending_skip = 0;
+        match kind {
+            SvmExitCode::Cpuid => Exit::Cpuid,
+            SvmExitCode::Hlt => Exit::Hlt,
+            SvmExitCode::Vmmcall => Exit::Hypercall,
+            SvmExitCode::Msr => {
+                let msr = self.regs.rcx as u32;
+                if info1 & 1 == 0 {
+                    Exit::MsrRead { msr }
+                } else {
+                    Exit::MsrWrite {
+                        msr,
+                        value: (self.regs.rdx << 32) | (self.regs.rax & 0xffff_ffff),
+                    }
+                }
+            }
+            SvmExitCode::Ioio => {
+                let io = IoioInfo(info1);
+                let size = match io.size() {
+                    Some(1) => IoSize::Byte,
+                    Some(2) => IoSize::Word,
+                    _ => IoSize::Dword,
+                };
+                // EXITINFO2 holds the next RIP for IOIO (APM §15.10.2).
+                self.pending_skip = info2.wrapping_sub(rip);
+                Exit::Io(IoAccess {
+                    port: io.port(),
+                    size,
+                    write: !io.is_in(),
+                    string: io.is_string(),
+                    rep: io.is_rep(),
+                })
+            }
+            SvmExitCode::Npf => {
+                let error = NpfErrorCode(info1);
+                Exit::NestedPageFault(NestedFault {
+                    gpa: info2,
+                    read: !error.write() && !error.fetch(),
+                    write: error.write(),
+                    fetch: error.fetch(),
+                    present: error.present(),
+                })
+            }
+            SvmExitCode::Exception(vector) => Exit::Exception {
+                vector,
+                error_code: Some(info1 as u32),
+            },
+            SvmExitCode::Intr | SvmExitCode::Nmi | SvmExitCode::Smi | SvmExitCode::Init => {
+                Exit::ExternalInterrupt
+            }
+            SvmExitCode::Vintr => Exit::InterruptWindow,
+            SvmExitCode::Shutdown => Exit::Shutdown,
+            SvmExitCode::Invalid => Exit::InvalidState(InvalidStateReason::SvmInvalid),
+            _ => Exit::Unhandled { code },
+        }
+    }
+}
+
+impl VcpuBackend for SvmVcpu {
+    fn run(&mut self) -> Exit {
+        let rax = self.regs.rax;
+        self.vmcb().save.rax = rax;
+        let regs: *mut GuestRegisters = &mut self.regs;
+        // SAFETY: the VMCB is fully initialised and ours; `regs` is a live exclusive
+        // borrow; the host VMCB was VMSAVEd on this CPU by `enable_on_this_cpu` (vCPUs
+        // run only on the CPU that created them); interrupts are disabled by the run
+        // loop around this call.
+        unsafe { switch::svm_world_switch(self.vmcb_pa, regs, self.host_vmcb) };
+        self.regs.rax = self.vmcb_ref().save.rax;
+        // The TLB flush requested at creation is done; later flushes are explicit.
+        self.vmcb().control.tlb_control = tlb_control::DO_NOTHING;
+        self.decode()
+    }
+
+    fn regs(&mut self) -> &mut GuestRegisters {
+        &mut self.regs
+    }
+
+    fn rip(&self) -> u64 {
+        self.vmcb_ref().save.rip
+    }
+
+    fn skip_instruction(&mut self, length: u64) {
+        let next = if self.nrips && self.vmcb_ref().control.next_rip != 0 {
+            self.vmcb_ref().control.next_rip
+        } else if self.pending_skip != 0 {
+            self.vmcb_ref().save.rip + self.pending_skip
+        } else {
+            self.vmcb_ref().save.rip + length
+        };
+        self.vmcb().save.rip = next;
+    }
+
+    fn inject_exception(&mut self, vector: u8, error_code: Option<u32>) {
+        self.vmcb().control.event_inj = match error_code {
+            Some(code) => EventInjection::exception_with_error(vector, code).0,
+            None => EventInjection::exception(vector).0,
+        };
+    }
+
+    fn paging_state(&self) -> PagingState {
+        let s = &self.vmcb_ref().save;
+        PagingState {
+            cr0: s.cr0,
+            cr3: s.cr3,
+            cr4: s.cr4,
+            efer: s.efer & !EFER_SVME,
+        }
+    }
+
+    fn write_efer(&mut self, value: u64) {
+        // The guest never sees or clears SVME; LMA follows from LME and CR0.PG.
+        let save = &mut self.vmcb().save;
+        let lma = if value & (1 << 8) != 0 && save.cr0 & (1 << 31) != 0 {
+            1 << 10
+        } else {
+            0
+        };
+        save.efer = (value & !(1 << 10)) | lma | EFER_SVME;
+    }
+}
