@@ -3,8 +3,11 @@
 //! and its modules.
 #![cfg_attr(not(test), no_std)]
 
+pub mod cpuid_policy;
+pub mod guest_memory;
 pub mod mm;
 pub mod nested_paging;
 pub mod pvh;
 pub mod timer;
 pub mod vcpu;
+pub mod xen;

@@ -103,6 +103,7 @@ pub fn run(_boot: &BootInfo, options: &Options) -> ! {
         "timers" => verdict(timer_test_all_cpus()),
         "ipi" => verdict(ipi_test()),
         "ap-panic" => ap_panic_test(),
+        "guests" => verdict(run_guests(_boot)),
         "vmm-smoke" => match crate::vmm::smoke::run() {
             Ok(summary) => {
                 console_print!("selftest: vmm-smoke: {summary}\n");
@@ -456,5 +457,42 @@ impl core::fmt::Display for Joined<'_> {
             write!(f, "{value}")?;
         }
         Ok(())
+    }
+}
+
+/// Runs every boot module as a PVH guest domain, one after the other. SUCCESS when
+/// each powered off (reason 0); the guests' own verdicts are in their console output.
+fn run_guests(boot: &BootInfo) -> ExitCode {
+    if boot.modules.is_empty() {
+        console_print!("selftest: no guest modules\n");
+        return ExitCode::Error;
+    }
+    if let Err(why) = crate::vmm::enable_on_boot_cpu() {
+        console_print!("selftest: no usable virtualization: {why}\n");
+        return ExitCode::Skip;
+    }
+    let mut ok = true;
+    let free_before = crate::memory::free_bytes();
+    for (index, module) in boot.modules.iter().enumerate() {
+        let ending = crate::vmm::run_module_as_domain(index as u16 + 1, module);
+        ok &= ending == Some(crate::vmm::domain::Ending::Shutdown(0));
+    }
+    let free_after = crate::memory::free_bytes();
+    console_print!(
+        "selftest: free memory {} KiB before the guests, {} KiB after\n",
+        free_before / 1024,
+        free_after / 1024
+    );
+    if free_before != free_after {
+        console_print!(
+            "selftest: domains leaked {} bytes\n",
+            free_before.abs_diff(free_after)
+        );
+        ok = false;
+    }
+    if ok {
+        ExitCode::Success
+    } else {
+        ExitCode::Failure
     }
 }

@@ -89,6 +89,9 @@ pub enum Check {
     /// The last AP panics: its PANIC report, a `cpu N: stopped by NMI` report from
     /// every other CPU, and the fatal halt.
     ApPanic,
+    /// `Test result: SUCCESS` from the hypervisor, and from every guest in order:
+    /// `(dN) Test result: SUCCESS` and `domain N (<name>): shutdown, reason 0`.
+    Guests,
 }
 
 /// One test: a kernel command line, what to boot it with, where, and the check.
@@ -102,6 +105,9 @@ pub struct Test {
     pub cmdline: &'static str,
     /// Modules passed where the boot method can pass them (not PVH, not the shim).
     pub modules: &'static [ModuleSpec],
+    /// Test guests (binaries of `tests/guests`) passed as modules after `modules`, each
+    /// run as a domain in order; domain N is the N-th guest.
+    pub guests: &'static [&'static str],
     /// Where it runs, how it boots there, with how many CPUs.
     pub runs: &'static [Run],
     /// Memory in MiB.
@@ -136,6 +142,7 @@ const fn fault(name: &'static str, cmdline: &'static str, about: &'static str) -
         about,
         cmdline,
         modules: &[],
+        guests: &[],
         runs: FAULT_RUNS,
         mem_mib: 256,
         check: Check::Fault,
@@ -148,6 +155,7 @@ const CATALOGUE: &[Test] = &[
         about: "boots by every protocol and reports the platform's CPU, virtualization, memory and modules",
         cmdline: "loglvl=info selftest=boot",
         modules: BOOT_MODULES,
+        guests: &[],
         runs: &[
             on(Platform::QemuSvm, Boot::Kernel),
             on(Platform::QemuSvm, Boot::Grub),
@@ -184,6 +192,7 @@ const CATALOGUE: &[Test] = &[
         about: "entered with EAX=0xDEADBEEF, the kernel reports the unknown magic and halts",
         cmdline: "",
         modules: &[],
+        guests: &[],
         runs: &[on(Platform::QemuSvm, Boot::Shim(BadBoot::BadMagic))],
         mem_mib: 256,
         check: Check::BadBoot {
@@ -195,6 +204,7 @@ const CATALOGUE: &[Test] = &[
         about: "a multiboot1 information structure without a memory map is refused",
         cmdline: "",
         modules: &[],
+        guests: &[],
         runs: &[on(Platform::QemuSvm, Boot::Shim(BadBoot::NoMemoryMap))],
         mem_mib: 256,
         check: Check::BadBoot {
@@ -206,6 +216,7 @@ const CATALOGUE: &[Test] = &[
         about: "every CPU the MADT lists comes online and reports its APIC ID",
         cmdline: "loglvl=info selftest=smp",
         modules: &[],
+        guests: &[],
         runs: &[
             on(Platform::QemuSvm, Boot::Kernel),
             smp(Platform::QemuSvm, Boot::Kernel, 2),
@@ -228,6 +239,7 @@ const CATALOGUE: &[Test] = &[
         about: "maxcpus=1 leaves the other CPUs offline",
         cmdline: "loglvl=info selftest=smp maxcpus=1",
         modules: &[],
+        guests: &[],
         runs: &[smp(Platform::QemuSvm, Boot::Kernel, 4)],
         mem_mib: 256,
         check: Check::SelfTest {
@@ -239,6 +251,7 @@ const CATALOGUE: &[Test] = &[
         about: "nosmp runs the boot CPU only",
         cmdline: "loglvl=info selftest=smp nosmp",
         modules: &[],
+        guests: &[],
         runs: &[smp(Platform::QemuSvm, Boot::Pvh, 2)],
         mem_mib: 256,
         check: Check::SelfTest {
@@ -250,6 +263,7 @@ const CATALOGUE: &[Test] = &[
         about: "one-shot deadlines on every CPU all fire, in order, none early",
         cmdline: "loglvl=info selftest=timers",
         modules: &[],
+        guests: &[],
         runs: &[
             on(Platform::QemuSvm, Boot::Kernel),
             smp(Platform::QemuSvm, Boot::Kernel, 4),
@@ -268,6 +282,7 @@ const CATALOGUE: &[Test] = &[
         about: "a counter rides directed IPIs around every CPU; a broadcast reaches all",
         cmdline: "loglvl=info selftest=ipi",
         modules: &[],
+        guests: &[],
         runs: &[
             smp(Platform::QemuSvm, Boot::Kernel, 2),
             smp(Platform::QemuSvm, Boot::Kernel, 4),
@@ -285,6 +300,7 @@ const CATALOGUE: &[Test] = &[
         about: "a 2 MiB guest exits for CPUID with the right leaf, takes the answer, and exits for HLT",
         cmdline: "loglvl=info selftest=vmm-smoke",
         modules: &[],
+        guests: &[],
         runs: &[
             on(Platform::QemuSvm, Boot::Kernel),
             on(Platform::BochsSvm, Boot::Grub),
@@ -295,10 +311,24 @@ const CATALOGUE: &[Test] = &[
         },
     },
     Test {
+        name: "guest-hello",
+        about: "a PVH guest finds Xen's CPUID leaves, installs the hypercall page, prints through console_io and powers off",
+        cmdline: "loglvl=info selftest=guests",
+        modules: &[],
+        guests: &["hello"],
+        runs: &[
+            on(Platform::QemuSvm, Boot::Kernel),
+            on(Platform::BochsSvm, Boot::Grub),
+        ],
+        mem_mib: 256,
+        check: Check::Guests,
+    },
+    Test {
         name: "ap-panic",
         about: "a panic on an AP stops every CPU, each with its own report",
         cmdline: "loglvl=info selftest=ap-panic",
         modules: &[],
+        guests: &[],
         runs: &[
             smp(Platform::QemuSvm, Boot::Kernel, 4),
             smp(Platform::QemuSvm, Boot::Pvh, 2),
@@ -380,6 +410,14 @@ impl Case {
         }
     }
 
+    /// The guests this case passes (PVH and the shim pass no modules at all).
+    pub fn guests(&self) -> &'static [&'static str] {
+        match self.boot {
+            Boot::Kernel | Boot::Grub => self.test.guests,
+            Boot::Pvh | Boot::Shim(_) => &[],
+        }
+    }
+
     /// Whether the case is selected by a title substring and a platform.
     pub fn selected(&self, filter: Option<&str>, platform: Option<Platform>) -> bool {
         filter.is_none_or(|f| self.title().contains(f))
@@ -397,6 +435,7 @@ impl Case {
             Check::BadBoot { message } => check_bad_boot(o, message),
             Check::SelfTest { online } => self.check_selftest(o, online),
             Check::ApPanic => check_ap_panic(o),
+            Check::Guests => self.check_guests(o),
         };
         match result {
             Ok(()) => Verdict::Pass,
@@ -422,6 +461,32 @@ impl Case {
         let problems = self.boot_problems(&o.serial);
         if problems.is_empty() {
             Ok(())
+        } else {
+            Err(Verdict::Fail(problems.join("; ")))
+        }
+    }
+
+    fn check_guests(&self, o: &Outcome) -> Result<(), Verdict> {
+        let mut problems = Vec::new();
+        for (i, name) in self.test.guests.iter().enumerate() {
+            let id = i + 1;
+            let result = format!("(d{id}) Test result: SUCCESS");
+            if !serial::lines(&o.serial).any(|l| l.contains(&result)) {
+                let got = serial::lines(&o.serial)
+                    .find(|l| l.contains(&format!("(d{id}) Test result:")))
+                    .map(|l| serial::sanitize(l).trim().to_string());
+                problems.push(match got {
+                    Some(line) => format!("guest {name}: {line}"),
+                    None => format!("guest {name}: no '(d{id}) Test result:' line"),
+                });
+            }
+            let ended = format!("domain {id} ({name}): shutdown, reason 0");
+            if !o.serial.contains(&ended) {
+                problems.push(format!("no '{ended}' line"));
+            }
+        }
+        if problems.is_empty() {
+            self.check_selftest(o, Online::All)
         } else {
             Err(Verdict::Fail(problems.join("; ")))
         }

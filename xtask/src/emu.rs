@@ -60,15 +60,18 @@ pub fn prepare(case: &Case, elf: &Path, modules: &[Module]) -> Result<Prepared, 
     let root = util::root();
     util::fresh_dir(&root.join(&dir))?;
     let serial = dir.join("serial.log");
-    let wanted: Vec<Module> = case
+    let names = case
         .modules()
         .iter()
-        .map(|m| {
+        .map(|m| m.name)
+        .chain(case.guests().iter().copied());
+    let wanted: Vec<Module> = names
+        .map(|name| {
             modules
                 .iter()
-                .find(|g| g.name == m.name)
+                .find(|g| g.name == name)
                 .cloned()
-                .ok_or_else(|| format!("module {} not generated", m.name))
+                .ok_or_else(|| format!("module {name} not generated"))
         })
         .collect::<Result<_, _>>()?;
     let test = case.test;

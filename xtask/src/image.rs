@@ -89,6 +89,52 @@ pub fn build_captured(selftest: bool) -> Result<PathBuf, (String, String)> {
     install_elf(selftest).map_err(|e| (e, output))
 }
 
+/// Builds the test guests (`tests/guests`, one binary per guest) and copies each named
+/// one to `build/guests/<name>`; returns them as modules.
+pub fn build_guests(names: &[&str]) -> Result<Vec<Module>, (String, String)> {
+    let mut cmd = Command::new("cargo");
+    cmd.current_dir(util::root())
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET_DIR")
+        .args([
+            "build",
+            "-p",
+            "ferrovisor-test-guests",
+            "--bins",
+            "--target",
+            TARGET,
+            "--release",
+        ]);
+    let Captured { ok, status, output } =
+        util::run_captured(&mut cmd).map_err(|e| (e, String::new()))?;
+    if !ok {
+        return Err((format!("`{}` {status}", util::describe(&cmd)), output));
+    }
+    let root = util::root();
+    let dir = Path::new(BUILD).join("guests");
+    util::mkdir(&root.join(&dir)).map_err(|e| (e, String::new()))?;
+    names
+        .iter()
+        .map(|name| {
+            let built = root.join("target").join(TARGET).join("release").join(name);
+            let path = dir.join(name);
+            std::fs::copy(&built, root.join(&path)).map_err(|e| {
+                (
+                    format!("cannot copy guest {}: {e}", built.display()),
+                    String::new(),
+                )
+            })?;
+            // The module's command line starts with its name (QEMU prefixes the
+            // path anyway); the hypervisor names the domain after it.
+            Ok(Module {
+                path,
+                name: name.to_string(),
+                args: name.to_string(),
+            })
+        })
+        .collect()
+}
+
 /// A module to put on an image: source file, name on the ISO, arguments.
 #[derive(Clone, Debug)]
 pub struct Module {

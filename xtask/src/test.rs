@@ -210,8 +210,20 @@ pub fn test(opts: Options) -> Result<i32, String> {
                 image::build_captured(true).map_err(|(why, out)| ("build-selftest", why, out))
             })
             .and_then(|elf| {
-                let modules = image::generated_modules(BOOT_MODULES)
+                let mut modules = image::generated_modules(BOOT_MODULES)
                     .map_err(|e| ("build-selftest", e, String::new()))?;
+                let mut guests: Vec<&str> = selected
+                    .iter()
+                    .flat_map(|c| c.test.guests.iter().copied())
+                    .collect();
+                guests.sort_unstable();
+                guests.dedup();
+                if !guests.is_empty() {
+                    progress("building the test guests");
+                    let built = image::build_guests(&guests)
+                        .map_err(|(why, out)| ("build-guests", why, out))?;
+                    modules.extend(built);
+                }
                 Ok((elf, modules))
             });
         match ready {

@@ -6,6 +6,8 @@
 //! both. Backends translate between hardware state and [`Exit`]; policy (CPUID, MSRs,
 //! I/O, hypercalls) is written once, above them.
 
+pub mod domain;
+mod exits;
 #[cfg(feature = "selftest")]
 pub mod smoke;
 pub mod svm;
@@ -109,4 +111,91 @@ pub trait VcpuBackend {
     /// An intercepted WRMSR to IA32_EFER (backends keep their own invariants, e.g.
     /// AMD-V's EFER.SVME).
     fn write_efer(&mut self, value: u64);
+}
+
+/// The boot CPU's AMD-V state, enabled on first use.
+pub fn boot_cpu_svm() -> Result<&'static svm::SvmCpu, svm::SvmError> {
+    static BOOT_CPU: spin::Once<Result<svm::SvmCpu, svm::SvmError>> = spin::Once::new();
+    BOOT_CPU
+        .call_once(svm::enable_on_this_cpu)
+        .as_ref()
+        .map_err(|e| *e)
+}
+
+/// Builds a domain from a boot module and runs it to its end on this CPU (the boot
+/// CPU): the path the test guests take until the scheduler runs domains everywhere.
+/// Returns how it ended, or `None` when it could not be created (reason logged).
+pub fn run_module_as_domain(id: u16, module: &ferrovisor_boot::Module) -> Option<domain::Ending> {
+    // The module's first word is its file name, as GRUB and QEMU pass it, possibly
+    // with a path: the domain is named after the file.
+    let name = module.name().rsplit('/').next().unwrap_or("");
+    let vendor = match Vendor::detect() {
+        Ok(vendor) => vendor,
+        Err(why) => {
+            log::warn!("domain {id} ({name}): not created: {why}");
+            return None;
+        }
+    };
+    // SAFETY: boot modules are RAM the frame allocator never hands out (they are
+    // reserved), covered by the direct map, and nothing writes them.
+    let image = unsafe {
+        core::slice::from_raw_parts(
+            phys_to_virt(module.start) as *const u8,
+            module.len() as usize,
+        )
+    };
+    let (mut domain, config, counts) =
+        match domain::Domain::build(id, name, image, module.args(), vendor) {
+            Ok(built) => built,
+            Err(e) => {
+                log::warn!("domain {id} ({name}): not created: {e}");
+                return None;
+            }
+        };
+    log::info!(
+        "domain {id} ({name}): created: {} MiB RAM, entry {:#x}; nested paging {} x 1 GiB, {} x 2 MiB, {} x 4 KiB, {} table pages",
+        domain.ram.size() >> 20,
+        config.entry,
+        counts.pages_1g,
+        counts.pages_2m,
+        counts.pages_4k,
+        counts.tables
+    );
+    let ending = match vendor {
+        Vendor::Svm => {
+            let cpu = match boot_cpu_svm() {
+                Ok(cpu) => cpu,
+                Err(e) => {
+                    log::warn!("domain {id} ({name}): not started: {e}");
+                    return None;
+                }
+            };
+            match svm::SvmVcpu::new(cpu, &config) {
+                Ok(mut vcpu) => domain::run(&mut domain, &mut vcpu, vendor),
+                Err(e) => {
+                    log::warn!("domain {id} ({name}): no vCPU: {e}");
+                    return None;
+                }
+            }
+        }
+        Vendor::Vmx => {
+            log::warn!("domain {id} ({name}): the VT-x backend is not in this build yet");
+            return None;
+        }
+    };
+    drop(domain);
+    log::info!("domain {id} ({name}): destroyed");
+    Some(ending)
+}
+
+/// Enables the virtualization extension on the calling CPU (idempotent for the boot
+/// CPU), so its per-CPU state is allocated before domains are accounted.
+pub fn enable_on_boot_cpu() -> Result<Vendor, &'static str> {
+    let vendor = Vendor::detect()?;
+    match vendor {
+        Vendor::Svm => boot_cpu_svm()
+            .map(|_| vendor)
+            .map_err(|_| "AMD-V could not be enabled"),
+        Vendor::Vmx => Ok(vendor),
+    }
 }

@@ -131,6 +131,7 @@ macro_rules! guest_test {
 
         #[cfg(not(target_os = "none"))]
         fn main() {
+            let _body: fn(&$crate::start_info::StartInfo) -> $crate::Verdict = $body;
             eprintln!(
                 "{} is a test guest: it runs under Ferrovisor (cargo xtask test)",
                 $name

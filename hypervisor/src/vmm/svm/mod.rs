@@ -75,6 +75,8 @@ pub fn enable_on_this_cpu() -> Result<SvmCpu, SvmError> {
 /// One AMD-V vCPU.
 pub struct SvmVcpu {
     vmcb_pa: u64,
+    iopm_pa: u64,
+    msrpm_pa: u64,
     host_vmcb: u64,
     nrips: bool,
     regs: GuestRegisters,
@@ -102,6 +104,8 @@ impl SvmVcpu {
 
         let mut vcpu = Self {
             vmcb_pa,
+            iopm_pa: iopm,
+            msrpm_pa: msrpm,
             host_vmcb: cpu.host_vmcb,
             nrips: cpu.nrips,
             regs: GuestRegisters::default(),
@@ -253,6 +257,14 @@ impl SvmVcpu {
             SvmExitCode::Invalid => Exit::InvalidState(InvalidStateReason::SvmInvalid),
             _ => Exit::Unhandled { code },
         }
+    }
+}
+
+impl Drop for SvmVcpu {
+    fn drop(&mut self) {
+        crate::memory::free(self.vmcb_pa, 0);
+        crate::memory::free(self.iopm_pa, 2);
+        crate::memory::free(self.msrpm_pa, 1);
     }
 }
 

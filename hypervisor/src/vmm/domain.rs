@@ -1,0 +1,291 @@
+//! Building a domain from a PVH kernel module and running its vCPU to completion.
+//!
+//! This is the virtualization core's minimal domain: contiguous RAM taken whole at
+//! creation and zeroed, mapped into nested page tables with the largest pages
+//! alignment allows, the kernel's segments copied in, `hvm_start_info` in the top
+//! page, one vCPU at the PVH entry. Domains with several vCPUs, lifecycles and
+//! configuration files build on this.
+
+use ferrovisor::guest_memory::{GuestMemory, GuestMemoryError};
+use ferrovisor::nested_paging::{Access, AddressSpace, Ept, MappingCounts, MemoryType, Npt};
+use ferrovisor::pvh::{StartInfoRequest, build_start_info, plan_load};
+use ferrovisor::vcpu::Exit;
+use log::{info, warn};
+
+use super::exits::{self, Outcome};
+use super::{HostTables, VcpuBackend, VcpuConfig, Vendor};
+use crate::memory::{alloc_zeroed, free, phys_to_virt};
+
+/// A domain's RAM: one naturally aligned block, guest-physical `[0, size)`.
+pub struct GuestRam {
+    hpa: u64,
+    order: u8,
+}
+
+impl GuestRam {
+    /// Bytes of guest RAM.
+    pub fn size(&self) -> u64 {
+        4096 << self.order
+    }
+
+    fn host_range(&self, gpa: u64, len: usize) -> Result<u64, GuestMemoryError> {
+        let end = gpa
+            .checked_add(len as u64)
+            .ok_or(GuestMemoryError::Overflow {
+                gpa,
+                len: len as u64,
+            })?;
+        if end > self.size() {
+            return Err(GuestMemoryError::NotRam {
+                gpa: gpa.max(self.size()),
+            });
+        }
+        Ok(phys_to_virt(self.hpa + gpa))
+    }
+}
+
+impl GuestMemory for GuestRam {
+    fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), GuestMemoryError> {
+        let source = self.host_range(gpa, buf.len())?;
+        // SAFETY: the range lies inside this domain's RAM block (checked above), which
+        // the domain owns and the direct map covers; a racing guest write can only
+        // change the bytes copied, never their bounds.
+        unsafe { core::ptr::copy_nonoverlapping(source as *const u8, buf.as_mut_ptr(), buf.len()) };
+        Ok(())
+    }
+
+    fn write(&mut self, gpa: u64, buf: &[u8]) -> Result<(), GuestMemoryError> {
+        let target = self.host_range(gpa, buf.len())?;
+        // SAFETY: as in `read`.
+        unsafe { core::ptr::copy_nonoverlapping(buf.as_ptr(), target as *mut u8, buf.len()) };
+        Ok(())
+    }
+}
+
+impl Drop for GuestRam {
+    fn drop(&mut self) {
+        free(self.hpa, self.order);
+    }
+}
+
+enum NestedSpace {
+    Ept(AddressSpace<Ept>),
+    Npt(AddressSpace<Npt>),
+}
+
+/// A running domain.
+pub struct Domain {
+    pub id: u16,
+    pub name: ferrovisor_boot::BoundedStr<64>,
+    pub ram: GuestRam,
+    space: Option<NestedSpace>,
+    /// Console output not yet ended by a newline.
+    console: [u8; 256],
+    console_len: usize,
+}
+
+impl Drop for Domain {
+    fn drop(&mut self) {
+        match self.space.take() {
+            Some(NestedSpace::Ept(space)) => space.destroy(&mut HostTables),
+            Some(NestedSpace::Npt(space)) => space.destroy(&mut HostTables),
+            None => {}
+        }
+    }
+}
+
+/// Guest RAM for a test domain: 16 MiB.
+const RAM_ORDER: u8 = 12;
+
+/// Why a domain could not be built.
+#[derive(Debug)]
+pub enum BuildError {
+    Image(ferrovisor::pvh::PvhImageError),
+    StartInfo(&'static str),
+    OutOfMemory { bytes: u64 },
+}
+
+impl core::fmt::Display for BuildError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Image(e) => write!(f, "kernel image: {e}"),
+            Self::StartInfo(e) => write!(f, "start info: {e}"),
+            Self::OutOfMemory { bytes } => {
+                write!(f, "needs {} KiB that are not free", bytes / 1024)
+            }
+        }
+    }
+}
+
+impl Domain {
+    /// Builds a domain from a PVH kernel image; returns it with its vCPU configuration.
+    pub fn build(
+        id: u16,
+        name: &str,
+        image: &[u8],
+        cmdline: &str,
+        vendor: Vendor,
+    ) -> Result<(Domain, VcpuConfig, MappingCounts), BuildError> {
+        let order = RAM_ORDER;
+        let hpa = alloc_zeroed(order).ok_or(BuildError::OutOfMemory {
+            bytes: 4096 << order,
+        })?;
+        let name = ferrovisor_boot::BoundedStr::from_str_truncating(name);
+        let mut domain = Domain {
+            id,
+            name,
+            ram: GuestRam { hpa, order },
+            space: None,
+            console: [0; 256],
+            console_len: 0,
+        };
+        let size = domain.ram.size();
+        let start_info_gpa = size - 4096;
+        let plan = plan_load(image, size, start_info_gpa).map_err(BuildError::Image)?;
+        for segment in plan.segments() {
+            let bytes =
+                &image[segment.offset as usize..(segment.offset + segment.file_size) as usize];
+            domain
+                .ram
+                .write(segment.paddr, bytes)
+                .map_err(|_| BuildError::Image(ferrovisor::pvh::PvhImageError::NothingToLoad))?;
+        }
+        let layout = build_start_info(&StartInfoRequest {
+            ram_end: size,
+            reserved_start: start_info_gpa,
+            cmdline,
+            modules: &[],
+        })
+        .map_err(BuildError::StartInfo)?;
+        domain
+            .ram
+            .write(layout.gpa, &layout.page)
+            .map_err(|_| BuildError::StartInfo("does not fit"))?;
+
+        let gib = ferrovisor_arch::cpu::has_1gib_pages();
+        let mut tables = HostTables;
+        let oom = BuildError::OutOfMemory { bytes: 4096 };
+        let (root, counts, space) = match vendor {
+            Vendor::Vmx => {
+                let mut space =
+                    AddressSpace::new(Ept { gib_pages: gib }, &mut tables).map_err(|_| oom)?;
+                space
+                    .map(
+                        &mut tables,
+                        0,
+                        hpa,
+                        size,
+                        Access::RWX,
+                        MemoryType::WriteBack,
+                    )
+                    .map_err(|_| BuildError::OutOfMemory { bytes: 4096 })?;
+                (space.root(), space.counts(), NestedSpace::Ept(space))
+            }
+            Vendor::Svm => {
+                let mut space =
+                    AddressSpace::new(Npt { gib_pages: gib }, &mut tables).map_err(|_| oom)?;
+                space
+                    .map(
+                        &mut tables,
+                        0,
+                        hpa,
+                        size,
+                        Access::RWX,
+                        MemoryType::WriteBack,
+                    )
+                    .map_err(|_| BuildError::OutOfMemory { bytes: 4096 })?;
+                (space.root(), space.counts(), NestedSpace::Npt(space))
+            }
+        };
+        domain.space = Some(space);
+        let config = VcpuConfig {
+            nested_root: root,
+            tag: id.max(1),
+            entry: plan.entry,
+            ebx: layout.gpa as u32,
+        };
+        Ok((domain, config, counts))
+    }
+
+    /// Buffers console output and prints complete lines as `(dN) text`.
+    pub fn console_write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            if byte == b'\n' || self.console_len == self.console.len() {
+                self.flush_console();
+                if byte == b'\n' {
+                    continue;
+                }
+            }
+            // Keep the hypervisor's log readable: control characters become '?'.
+            self.console[self.console_len] = if byte.is_ascii_graphic() || byte == b' ' {
+                byte
+            } else {
+                b'?'
+            };
+            self.console_len += 1;
+        }
+    }
+
+    fn flush_console(&mut self) {
+        let text = core::str::from_utf8(&self.console[..self.console_len]).unwrap_or("?");
+        ferrovisor_drivers::console_print!("(d{}) {text}\n", self.id);
+        self.console_len = 0;
+    }
+}
+
+/// How a domain's run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// `SCHEDOP_shutdown` with this reason.
+    Shutdown(u32),
+    /// Crashed by the hypervisor (reason logged).
+    Crashed,
+}
+
+/// Runs a domain's vCPU until it shuts down or is crashed.
+pub fn run(domain: &mut Domain, vcpu: &mut impl VcpuBackend, vendor: Vendor) -> Ending {
+    loop {
+        x86_64::instructions::interrupts::disable();
+        let exit = vcpu.run();
+        // A host interrupt that caused the exit is delivered here.
+        x86_64::instructions::interrupts::enable();
+        if exit == Exit::ExternalInterrupt {
+            continue;
+        }
+        match exits::handle(domain, vcpu, exit, vendor) {
+            Outcome::Continue => {}
+            Outcome::Shutdown(reason) => {
+                domain.flush_console_if_pending();
+                info!(
+                    "domain {} ({}): shutdown, reason {reason}",
+                    domain.id,
+                    domain.name.as_str()
+                );
+                return Ending::Shutdown(reason);
+            }
+            Outcome::Crash(why) => {
+                domain.flush_console_if_pending();
+                warn!(
+                    "domain {} ({}): crashed: {why} at rip {:#x}",
+                    domain.id,
+                    domain.name.as_str(),
+                    vcpu.rip()
+                );
+                let r = *vcpu.regs();
+                warn!(
+                    "domain {}: rax={:#x} rbx={:#x} rcx={:#x} rdx={:#x} rsi={:#x} rdi={:#x} rbp={:#x}",
+                    domain.id, r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp
+                );
+                return Ending::Crashed;
+            }
+        }
+    }
+}
+
+impl Domain {
+    fn flush_console_if_pending(&mut self) {
+        if self.console_len > 0 {
+            self.flush_console();
+        }
+    }
+}
