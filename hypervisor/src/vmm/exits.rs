@@ -2,6 +2,7 @@
 //! hypercalls. Guest memory is only ever read by copying through the guest's own page
 //! tables into hypervisor buffers, then validated.
 
+use ferrovisor::cpuid_policy::{CpuidPolicy, VcpuCpuidContext, guest_cpuid as guest_cpuid_policy};
 use ferrovisor::guest_memory::GuestMemory;
 use ferrovisor::guest_memory::paging::{AccessRequest, PagingContext, translate};
 use ferrovisor::vcpu::Exit;
@@ -49,7 +50,7 @@ pub fn handle(
     match exit {
         Exit::Cpuid => {
             let (leaf, subleaf) = (vcpu.regs().rax as u32, vcpu.regs().rcx as u32);
-            let result = guest_cpuid(leaf, subleaf, u32::from(domain.id) - 1);
+            let result = guest_cpuid(vcpu, leaf, subleaf, 0);
             vcpu.regs().set_cpuid_result(result);
             vcpu.skip_instruction(2);
             Outcome::Continue
@@ -134,24 +135,25 @@ pub fn handle(
     }
 }
 
-/// CPUID as a guest sees it: Xen's leaves at 0x40000000, VT-x/AMD-V hidden, the
-/// hypervisor bit set.
-fn guest_cpuid(leaf: u32, subleaf: u32, vcpu_id: u32) -> [u32; 4] {
-    if (0x4000_0000..0x4001_0000).contains(&leaf) {
-        return ferrovisor::xen::cpuid::xen_leaf(leaf, subleaf, vcpu_id)
-            .map_or([0; 4], |r| [r.eax, r.ebx, r.ecx, r.edx]);
-    }
-    let host = core::arch::x86_64::__cpuid_count(leaf, subleaf);
-    let mut r = [host.eax, host.ebx, host.ecx, host.edx];
-    match leaf {
-        1 => {
-            r[2] &= !(1 << 5); // VMX
-            r[2] |= 1 << 31; // hypervisor present
-        }
-        0x8000_0001 => r[2] &= !(1 << 2), // SVM
-        _ => {}
-    }
-    r
+/// CPUID as a guest sees it: the domain's policy applied to the host's values
+/// (`ferrovisor::cpuid_policy`), Xen's leaves at 0x40000000.
+fn guest_cpuid(vcpu: &impl VcpuBackend, leaf: u32, subleaf: u32, vcpu_id: u32) -> [u32; 4] {
+    // One vCPU per domain until domains grow several.
+    const POLICY: CpuidPolicy = CpuidPolicy::new(1);
+    let p = vcpu.paging_state();
+    let context = VcpuCpuidContext {
+        vcpu_id,
+        apic_id: vcpu_id,
+        cr4_osxsave: p.cr4 & (1 << 18) != 0,
+        cr4_pke: p.cr4 & (1 << 22) != 0,
+        xcr0: 1,
+        // No virtual local APIC yet: the guest must not think it has one.
+        apic_enabled: false,
+        long_mode: p.efer & (1 << 10) != 0,
+    };
+    let host = |leaf, subleaf| core::arch::x86_64::__cpuid_count(leaf, subleaf);
+    let r = guest_cpuid_policy(&POLICY, &host, leaf, subleaf, context);
+    [r.eax, r.ebx, r.ecx, r.edx]
 }
 
 enum HypercallResult {
