@@ -461,7 +461,9 @@ impl core::fmt::Display for Joined<'_> {
 }
 
 /// Runs every boot module as a PVH guest domain, one after the other. SUCCESS when
-/// each powered off (reason 0); the guests' own verdicts are in their console output.
+/// every domain was created, ran to an end (shutdown or crash), and gave all its memory
+/// back; each guest's own verdict, and how its domain ended, are in the log for the
+/// harness to check against what that guest should do.
 fn run_guests(boot: &BootInfo) -> ExitCode {
     if boot.modules.is_empty() {
         console_print!("selftest: no guest modules\n");
@@ -475,7 +477,7 @@ fn run_guests(boot: &BootInfo) -> ExitCode {
     let free_before = crate::memory::free_bytes();
     for (index, module) in boot.modules.iter().enumerate() {
         let ending = crate::vmm::run_module_as_domain(index as u16 + 1, module);
-        ok &= ending == Some(crate::vmm::domain::Ending::Shutdown(0));
+        ok &= ending.is_some();
     }
     let free_after = crate::memory::free_bytes();
     console_print!(

@@ -64,7 +64,7 @@ pub fn prepare(case: &Case, elf: &Path, modules: &[Module]) -> Result<Prepared, 
         .modules()
         .iter()
         .map(|m| m.name)
-        .chain(case.guests().iter().copied());
+        .chain(case.guests().iter().map(|g| g.name));
     let wanted: Vec<Module> = names
         .map(|name| {
             modules

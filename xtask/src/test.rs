@@ -214,7 +214,7 @@ pub fn test(opts: Options) -> Result<i32, String> {
                     .map_err(|e| ("build-selftest", e, String::new()))?;
                 let mut guests: Vec<&str> = selected
                     .iter()
-                    .flat_map(|c| c.test.guests.iter().copied())
+                    .flat_map(|c| c.test.guests.iter().map(|g| g.name))
                     .collect();
                 guests.sort_unstable();
                 guests.dedup();

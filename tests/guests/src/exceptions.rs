@@ -151,10 +151,10 @@ pub fn take_exception() -> Option<Raised> {
 }
 
 /// Runs one instruction that may fault and returns the exception it raised, if any:
-/// `probe!("ud2")`. The instruction may clobber RAX, RCX and RDX.
+/// `probe!("ud2")`. The instructions may clobber RAX, RCX and RDX.
 #[macro_export]
 macro_rules! probe {
-    ($instruction:literal) => {{
+    ($($instruction:literal),+ $(,)?) => {{
         $crate::exceptions::arm();
         // SAFETY: stores the resume label's address in the fixup slot, runs the probe
         // instruction; if it faults the exception handler resumes at the label.
@@ -162,7 +162,7 @@ macro_rules! probe {
             core::arch::asm!(
                 "lea rax, [rip + 3f]",
                 "mov qword ptr [{slot}], rax",
-                $instruction,
+                $($instruction,)+
                 "3:",
                 slot = in(reg) $crate::exceptions::fixup_slot(),
                 out("rax") _, out("rcx") _, out("rdx") _,
