@@ -367,7 +367,7 @@ pub const SELFTEST_TIMER_TOKEN_BASE: u64 = 1 << 48;
 // ---- IPIs ---------------------------------------------------------------------------
 
 /// Hops the ring makes: each kick increments the counter and forwards to the next CPU.
-const RING_HOPS: u64 = 1000;
+const RING_HOPS: u64 = 300;
 static RING_ACTIVE: AtomicBool = AtomicBool::new(false);
 static RING_COUNT: AtomicU64 = AtomicU64::new(0);
 
@@ -410,7 +410,7 @@ fn ipi_test() -> ExitCode {
             .filter(|(c, b)| c.index != me && c.ipis_received.load(Ordering::Acquire) > **b)
             .count()
     };
-    let broadcast_ok = sleep_until(1_000_000_000, || reached() + 1 >= cpus as usize);
+    let broadcast_ok = sleep_until(10_000_000_000, || reached() + 1 >= cpus as usize);
     console_print!(
         "selftest: broadcast reached {} of {} other CPU(s)\n",
         reached(),

@@ -218,7 +218,9 @@ fn calibrate_with_hpet(hpet: &HpetDescription) -> Option<u64> {
 /// Best of three windows; `None` when the counter does not move (no PIT).
 fn calibrate_with_pit() -> Option<u64> {
     const WINDOW_TICKS: u64 = tsc::PIT_HZ / 100;
-    const STALL_TSC_TICKS: u64 = 1 << 20; // the PIT ticks every ~0.84 µs
+    // The PIT ticks every ~0.84 µs; an emulator's vCPU thread can be descheduled for
+    // milliseconds between two reads, so only a long stall means there is no PIT.
+    const STALL_TSC_TICKS: u64 = 1 << 27;
     let mut command: Port<u8> = Port::new(0x43);
     let mut channel0: Port<u8> = Port::new(0x40);
     let mut read_counter = || {
