@@ -278,7 +278,7 @@ fn timer_test_all_cpus() -> ExitCode {
         smp::kick_all_but_self();
     }
     let mut ok = timer_test(percpu::current());
-    if !sleep_until(2_000_000_000, || STAGE_DONE.load(Ordering::Acquire) >= aps) {
+    if !sleep_until(20_000_000_000, || STAGE_DONE.load(Ordering::Acquire) >= aps) {
         console_print!(
             "selftest: only {} of {aps} AP(s) finished the timer test\n",
             STAGE_DONE.load(Ordering::Acquire)
@@ -315,7 +315,7 @@ fn timer_test(cpu: &PerCpu) -> bool {
         return false;
     };
     let mine = || TIMER_LOG.lock().iter().filter(|e| e.0 == cpu.index).count();
-    let all_fired = sleep_until(1_000_000_000, || mine() >= deadlines.len());
+    let all_fired = sleep_until(10_000_000_000, || mine() >= deadlines.len());
     let log: Vec<(u64, u64)> = x86_64::instructions::interrupts::without_interrupts(|| {
         TIMER_LOG
             .lock()
@@ -388,7 +388,7 @@ fn ipi_test() -> ExitCode {
     RING_COUNT.store(0, Ordering::Release);
     RING_ACTIVE.store(true, Ordering::Release);
     smp::kick(1 % cpus);
-    let ring_ok = sleep_until(5_000_000_000, || {
+    let ring_ok = sleep_until(30_000_000_000, || {
         RING_COUNT.load(Ordering::Acquire) >= RING_HOPS
     });
     RING_ACTIVE.store(false, Ordering::Release);
