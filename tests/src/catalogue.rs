@@ -327,6 +327,7 @@ const CATALOGUE: &[Test] = &[
         runs: &[
             on(Platform::QemuSvm, Boot::Kernel),
             on(Platform::BochsSvm, Boot::Grub),
+            on(Platform::BochsVmx, Boot::Grub),
         ],
         mem_mib: 256,
         check: Check::SelfTest {
@@ -342,6 +343,7 @@ const CATALOGUE: &[Test] = &[
         runs: &[
             on(Platform::QemuSvm, Boot::Kernel),
             on(Platform::BochsSvm, Boot::Grub),
+            on(Platform::BochsVmx, Boot::Grub),
         ],
         mem_mib: 256,
         check: Check::Guests,
@@ -362,6 +364,7 @@ const CATALOGUE: &[Test] = &[
         runs: &[
             on(Platform::QemuSvm, Boot::Kernel),
             on(Platform::BochsSvm, Boot::Grub),
+            on(Platform::BochsVmx, Boot::Grub),
         ],
         mem_mib: 256,
         check: Check::Guests,
@@ -374,7 +377,10 @@ const CATALOGUE: &[Test] = &[
         guests: &[crashes("triple-fault", "triple fault"), passes("hello")],
         // Not on bochs-svm: Bochs 2.7 panics on a triple fault inside an SVM guest
         // instead of taking the SHUTDOWN intercept (docs/testing.md).
-        runs: &[on(Platform::QemuSvm, Boot::Kernel)],
+        runs: &[
+            on(Platform::QemuSvm, Boot::Kernel),
+            on(Platform::BochsVmx, Boot::Grub),
+        ],
         mem_mib: 256,
         check: Check::Guests,
     },

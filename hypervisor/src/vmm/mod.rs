@@ -11,6 +11,7 @@ mod exits;
 #[cfg(feature = "selftest")]
 pub mod smoke;
 pub mod svm;
+pub mod vmx;
 
 use ferrovisor::nested_paging::TableMemory;
 use ferrovisor::vcpu::{Exit, GuestRegisters};
@@ -122,6 +123,15 @@ pub fn boot_cpu_svm() -> Result<&'static svm::SvmCpu, svm::SvmError> {
         .map_err(|e| *e)
 }
 
+/// The boot CPU's VT-x state, enabled on first use.
+pub fn boot_cpu_vmx() -> Result<&'static vmx::VmxCpu, vmx::VmxError> {
+    static BOOT_CPU: spin::Once<Result<vmx::VmxCpu, vmx::VmxError>> = spin::Once::new();
+    BOOT_CPU
+        .call_once(vmx::enable_on_this_cpu)
+        .as_ref()
+        .map_err(|e| *e)
+}
+
 /// Builds a domain from a boot module and runs it to its end on this CPU (the boot
 /// CPU): the path the test guests take until the scheduler runs domains everywhere.
 /// Returns how it ended, or `None` when it could not be created (reason logged).
@@ -179,8 +189,20 @@ pub fn run_module_as_domain(id: u16, module: &ferrovisor_boot::Module) -> Option
             }
         }
         Vendor::Vmx => {
-            log::warn!("domain {id} ({name}): the VT-x backend is not in this build yet");
-            return None;
+            let cpu = match boot_cpu_vmx() {
+                Ok(cpu) => cpu,
+                Err(e) => {
+                    log::warn!("domain {id} ({name}): not started: {e}");
+                    return None;
+                }
+            };
+            match vmx::VmxVcpu::new(cpu, &config) {
+                Ok(mut vcpu) => domain::run(&mut domain, &mut vcpu, vendor),
+                Err(e) => {
+                    log::warn!("domain {id} ({name}): no vCPU: {e}");
+                    return None;
+                }
+            }
         }
     };
     drop(domain);
@@ -196,6 +218,8 @@ pub fn enable_on_boot_cpu() -> Result<Vendor, &'static str> {
         Vendor::Svm => boot_cpu_svm()
             .map(|_| vendor)
             .map_err(|_| "AMD-V could not be enabled"),
-        Vendor::Vmx => Ok(vendor),
+        Vendor::Vmx => boot_cpu_vmx()
+            .map(|_| vendor)
+            .map_err(|_| "VT-x could not be enabled"),
     }
 }

@@ -39,8 +39,19 @@ pub fn run() -> Result<&'static str, &'static str> {
             exercise(&mut vcpu)
         }
         Vendor::Vmx => {
-            let _ = Ept { gib_pages: gib };
-            Err("the VT-x backend is not in this build yet")
+            let cpu = super::boot_cpu_vmx().map_err(|e| {
+                log::warn!("vmx: {e}");
+                "VT-x could not be enabled"
+            })?;
+            let root = map_guest(Ept { gib_pages: gib }, ram)?;
+            let mut vcpu = super::vmx::VmxVcpu::new(cpu, &config(root)).map_err(|e| {
+                log::warn!("vmx: {e}");
+                "no vCPU"
+            })?;
+            let first = exercise(&mut vcpu)?;
+            console_print!("vmm-smoke: {first}\n");
+            drop(vcpu);
+            super::vmx::selftest::long_mode_guest(cpu)
         }
     }
 }
