@@ -150,8 +150,14 @@ fn run(boot: &BootInfo, options: &Options) -> ! {
 }
 
 #[cfg(not(feature = "selftest"))]
-fn run(_boot: &BootInfo, _options: &Options) -> ! {
-    info!("no domains to run yet: idle");
+fn run(boot: &BootInfo, _options: &Options) -> ! {
+    // Boot modules that are PVH kernels become domains, run one after another on the
+    // boot CPU until the scheduler runs them side by side; anything else is reported
+    // and skipped.
+    for (index, module) in boot.modules.iter().enumerate() {
+        let _ = crate::vmm::run_module_as_domain(index as u16 + 1, module);
+    }
+    info!("no more domains to run: idle");
     let cpu = crate::percpu::current();
     loop {
         x86_64::instructions::interrupts::disable();

@@ -153,6 +153,9 @@ pub const BOOT_MODULES: &[ModuleSpec] = &[
     },
 ];
 
+/// The first of the boot test's modules: a byte pattern, not a kernel.
+const BOOT_MODULES_FIRST: [ModuleSpec; 1] = [BOOT_MODULES[0]];
+
 const FAULT_RUNS: &[Run] = &[
     on(Platform::QemuSvm, Boot::Kernel),
     on(Platform::BochsVmx, Boot::Grub),
@@ -370,6 +373,19 @@ const CATALOGUE: &[Test] = &[
         check: Check::Guests,
     },
     Test {
+        name: "guest-bad-module",
+        about: "a boot module that is not a PVH kernel is refused with the reason; the guest after it runs and passes",
+        cmdline: "loglvl=info selftest=guests",
+        modules: &BOOT_MODULES_FIRST,
+        guests: &[passes("hello")],
+        runs: &[
+            on(Platform::QemuSvm, Boot::Kernel),
+            on(Platform::BochsVmx, Boot::Grub),
+        ],
+        mem_mib: 256,
+        check: Check::Guests,
+    },
+    Test {
         name: "guest-triple-fault",
         about: "a triple-faulting guest is crashed alone and reported; the next guest runs and passes",
         cmdline: "loglvl=info selftest=guests",
@@ -529,8 +545,17 @@ impl Case {
 
     fn check_guests(&self, o: &Outcome) -> Result<(), Verdict> {
         let mut problems = Vec::new();
+        // Plain modules come first on the command line: none is a PVH kernel, so each
+        // must be refused, by name, without stopping the guests after it.
+        let offset = self.modules().len();
+        for (i, module) in self.modules().iter().enumerate() {
+            let refused = format!("domain {} ({}): not created", i + 1, module.name);
+            if !o.serial.contains(&refused) {
+                problems.push(format!("no '{refused}' line"));
+            }
+        }
         for (i, guest) in self.test.guests.iter().enumerate() {
-            let id = i + 1;
+            let id = offset + i + 1;
             let name = guest.name;
             if let Some(reason) = guest.crash {
                 let crashed = format!("domain {id} ({name}): crashed: {reason}");

@@ -182,10 +182,12 @@ pub fn generated_modules(specs: &[ModuleSpec]) -> Result<Vec<Module>, String> {
         .map(|m| {
             let path = dir.join(m.name);
             util::write(&util::root().join(&path), m.bytes())?;
+            // Every module's command line starts with its name, as with GRUB's usual
+            // `module2 /boot/x x args`: the hypervisor names domains after it.
             Ok(Module {
                 path,
                 name: m.name.to_string(),
-                args: m.args.to_string(),
+                args: format!("{} {}", m.name, m.args),
             })
         })
         .collect()

@@ -61,6 +61,14 @@ pub fn run(o: Options) -> Result<i32, String> {
     if boot == Boot::Pvh && !o.modules.is_empty() {
         return Err("--module is not supported with --boot pvh".into());
     }
+    // The embedded default: with no --module, the demo PVH guest boots as a domain (it
+    // greets on the console and powers off). PVH boots carry no modules.
+    let mut o = o;
+    if o.modules.is_empty() && boot != Boot::Pvh {
+        let demo =
+            image::build_guests(&["hello"]).map_err(|(why, output)| format!("{why}\n{output}"))?;
+        o.modules = demo;
+    }
     let mut needs = vec![match o.emulator {
         Emulator::Qemu => Need::Qemu,
         Emulator::Bochs => Need::Bochs,
