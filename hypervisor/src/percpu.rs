@@ -36,6 +36,8 @@ pub struct PerCpu {
     pub apic: Once<LocalApic>,
     /// The virtualization extension this CPU offers (recorded at bring-up).
     pub virtualization: Once<Virtualization>,
+    /// VT-x/AMD-V turned on for this CPU at bring-up (`None`: not usable here).
+    pub virt: Once<Option<crate::vmm::VirtCpu>>,
     /// Written by another CPU to wake this one from an MWAIT idle (see `idle`).
     pub wake: AtomicU64,
     /// Set by the CPU itself when it has finished bring-up.
@@ -72,6 +74,7 @@ impl PerCpu {
             ist,
             apic: Once::new(),
             virtualization: Once::new(),
+            virt: Once::new(),
             wake: AtomicU64::new(0),
             online: AtomicBool::new(false),
             ipis_received: AtomicU64::new(0),

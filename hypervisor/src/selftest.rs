@@ -197,6 +197,7 @@ static STAGE: AtomicU32 = AtomicU32::new(STAGE_IDLE);
 const STAGE_IDLE: u32 = 0;
 const STAGE_TIMERS: u32 = 1;
 const STAGE_AP_PANIC: u32 = 2;
+const STAGE_GUESTS: u32 = 3;
 /// APs that finished the current stage, and how many of them failed.
 static STAGE_DONE: AtomicU32 = AtomicU32::new(0);
 static STAGE_FAILED: AtomicU32 = AtomicU32::new(0);
@@ -220,6 +221,10 @@ pub fn ap_run(cpu: &'static PerCpu) -> ! {
                 STAGE_DONE.fetch_add(1, Ordering::AcqRel);
             }
             STAGE_AP_PANIC if cpu.index + 1 == percpu::online_count() as u32 => deliberate_panic(),
+            STAGE_GUESTS => {
+                run_queued_guests();
+                STAGE_DONE.fetch_add(1, Ordering::AcqRel);
+            }
             _ => {}
         }
     }
@@ -460,25 +465,56 @@ impl core::fmt::Display for Joined<'_> {
     }
 }
 
-/// Runs every boot module as a PVH guest domain, one after the other. SUCCESS when
-/// every domain was created, ran to an end (shutdown or crash), and gave all its memory
-/// back; each guest's own verdict, and how its domain ended, are in the log for the
-/// harness to check against what that guest should do.
+/// Boot modules waiting to run as domains, with their domain ids; every online CPU
+/// takes the next one until none are left.
+static GUEST_WORK: Mutex<Vec<(u16, ferrovisor_boot::Module)>> = Mutex::new(Vec::new());
+
+/// Runs queued guest modules on the calling CPU until the queue is empty.
+fn run_queued_guests() {
+    loop {
+        let Some((id, module)) = GUEST_WORK.lock().pop() else {
+            return;
+        };
+        // A module that is not a PVH kernel is refused (and logged); tests that pass one
+        // check the refusal. Every other domain runs to an end.
+        let _ = crate::vmm::run_module_as_domain(id, &module);
+    }
+}
+
+/// Runs every boot module as a PVH guest domain, spread over all online CPUs (each CPU
+/// runs one domain at a time, so with N CPUs up to N guests run at once). SUCCESS when
+/// every domain ran to an end and all memory came back; each guest's own verdict, and
+/// how its domain ended, are in the log for the harness to check against what that
+/// guest should do.
 fn run_guests(boot: &BootInfo) -> ExitCode {
     if boot.modules.is_empty() {
         console_print!("selftest: no guest modules\n");
         return ExitCode::Error;
     }
-    if let Err(why) = crate::vmm::enable_on_boot_cpu() {
-        console_print!("selftest: no usable virtualization: {why}\n");
+    if crate::vmm::this_cpu().is_none() {
+        console_print!("selftest: no usable virtualization on this CPU\n");
         return ExitCode::Skip;
     }
-    let mut ok = true;
     let free_before = crate::memory::free_bytes();
-    for (index, module) in boot.modules.iter().enumerate() {
-        // A module that is not a PVH kernel is refused (and logged); tests that pass one
-        // check the refusal. Every other domain must run to an end.
-        let _ = crate::vmm::run_module_as_domain(index as u16 + 1, module);
+    {
+        let mut work = GUEST_WORK.lock();
+        // Popped from the back: queue in reverse so domains start in module order.
+        for (index, module) in boot.modules.iter().enumerate().rev() {
+            work.push((index as u16 + 1, module.clone()));
+        }
+    }
+    let aps = percpu::online_count() as u32 - 1;
+    STAGE_DONE.store(0, Ordering::Release);
+    STAGE.store(STAGE_GUESTS, Ordering::Release);
+    if aps > 0 {
+        smp::kick_all_but_self();
+    }
+    run_queued_guests();
+    let mut ok = sleep_until(600_000_000_000, || {
+        STAGE_DONE.load(Ordering::Acquire) >= aps
+    });
+    if !ok {
+        console_print!("selftest: the APs did not finish their guests\n");
     }
     let free_after = crate::memory::free_bytes();
     console_print!(

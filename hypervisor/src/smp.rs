@@ -75,13 +75,27 @@ pub fn mask_io_apics(platform: &ferrovisor_drivers::acpi::Platform) {
 }
 
 /// Per-CPU bring-up common to the boot CPU and every AP, run on the CPU itself once
-/// its descriptors, GS base and local APIC are set up. This is where each CPU turns on
-/// its virtualization extension (VMXON / EFER.SVME) when the virtualization core
-/// lands; today it records what the CPU offers and checks that every CPU agrees with
-/// the boot CPU, since one hypervisor policy must fit all of them.
+/// its descriptors, GS base and local APIC are set up. It
+/// records what the CPU offers, checks that every CPU agrees with the boot CPU (one
+/// hypervisor policy must fit all of them), and turns VT-x or AMD-V on.
 fn cpu_online_hook(cpu: &PerCpu) {
     let virt = ferrovisor_arch::cpu::detect_virtualization();
     cpu.virtualization.call_once(|| virt);
+    cpu.virt
+        .call_once(|| match crate::vmm::enable_on_this_cpu() {
+            Ok(enabled) => {
+                let name = match enabled {
+                    crate::vmm::VirtCpu::Svm(_) => "AMD-V",
+                    crate::vmm::VirtCpu::Vmx(_) => "VT-x",
+                };
+                log::debug!("cpu {}: {name} enabled", cpu.index);
+                Some(enabled)
+            }
+            Err(why) => {
+                warn!("cpu {}: no guests on this CPU: {why}", cpu.index);
+                None
+            }
+        });
     if let Some(boot) = percpu::get(0).and_then(|b| b.virtualization.get())
         && *boot != virt
     {

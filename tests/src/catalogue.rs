@@ -368,6 +368,10 @@ const CATALOGUE: &[Test] = &[
             on(Platform::QemuSvm, Boot::Kernel),
             on(Platform::BochsSvm, Boot::Grub),
             on(Platform::BochsVmx, Boot::Grub),
+            // Two CPUs: the guests run two at a time, one per CPU.
+            smp(Platform::QemuSvm, Boot::Kernel, 2),
+            smp(Platform::BochsSvm, Boot::Grub, 2),
+            smp(Platform::BochsVmx, Boot::Grub, 2),
         ],
         mem_mib: 256,
         check: Check::Guests,

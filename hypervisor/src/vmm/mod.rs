@@ -114,26 +114,34 @@ pub trait VcpuBackend {
     fn write_efer(&mut self, value: u64);
 }
 
-/// The boot CPU's AMD-V state, enabled on first use.
-pub fn boot_cpu_svm() -> Result<&'static svm::SvmCpu, svm::SvmError> {
-    static BOOT_CPU: spin::Once<Result<svm::SvmCpu, svm::SvmError>> = spin::Once::new();
-    BOOT_CPU
-        .call_once(svm::enable_on_this_cpu)
-        .as_ref()
-        .map_err(|e| *e)
+/// One CPU's virtualization state, enabled once at bring-up (`smp::cpu_online_hook`).
+pub enum VirtCpu {
+    Svm(svm::SvmCpu),
+    Vmx(vmx::VmxCpu),
 }
 
-/// The boot CPU's VT-x state, enabled on first use.
-pub fn boot_cpu_vmx() -> Result<&'static vmx::VmxCpu, vmx::VmxError> {
-    static BOOT_CPU: spin::Once<Result<vmx::VmxCpu, vmx::VmxError>> = spin::Once::new();
-    BOOT_CPU
-        .call_once(vmx::enable_on_this_cpu)
-        .as_ref()
-        .map_err(|e| *e)
+/// Turns on VT-x or AMD-V on the calling CPU. `Err` says why not (the CPU then runs no
+/// guests; the hypervisor goes on).
+pub fn enable_on_this_cpu() -> Result<VirtCpu, &'static str> {
+    match Vendor::detect()? {
+        Vendor::Svm => svm::enable_on_this_cpu().map(VirtCpu::Svm).map_err(|e| {
+            log::warn!("svm: {e}");
+            "AMD-V could not be enabled"
+        }),
+        Vendor::Vmx => vmx::enable_on_this_cpu().map(VirtCpu::Vmx).map_err(|e| {
+            log::warn!("vmx: {e}");
+            "VT-x could not be enabled"
+        }),
+    }
 }
 
-/// Builds a domain from a boot module and runs it to its end on this CPU (the boot
-/// CPU): the path the test guests take until the scheduler runs domains everywhere.
+/// The running CPU's virtualization state, if it could be enabled.
+pub fn this_cpu() -> Option<&'static VirtCpu> {
+    crate::percpu::try_current()?.virt.get()?.as_ref()
+}
+
+/// Builds a domain from a boot module and runs it to its end on the calling CPU: the
+/// path boot-time domains take until the scheduler runs them side by side.
 /// Returns how it ended, or `None` when it could not be created (reason logged).
 pub fn run_module_as_domain(id: u16, module: &ferrovisor_boot::Module) -> Option<domain::Ending> {
     // The module's first word is its file name, as GRUB and QEMU pass it, possibly
@@ -163,7 +171,8 @@ pub fn run_module_as_domain(id: u16, module: &ferrovisor_boot::Module) -> Option
             }
         };
     log::info!(
-        "domain {id} ({name}): created: {} MiB RAM, entry {:#x}; nested paging {} x 1 GiB, {} x 2 MiB, {} x 4 KiB, {} table pages",
+        "domain {id} ({name}): created on cpu {}: {} MiB RAM, entry {:#x}; nested paging {} x 1 GiB, {} x 2 MiB, {} x 4 KiB, {} table pages",
+        crate::percpu::current().index,
         domain.ram.size() >> 20,
         config.entry,
         counts.pages_1g,
@@ -171,55 +180,27 @@ pub fn run_module_as_domain(id: u16, module: &ferrovisor_boot::Module) -> Option
         counts.pages_4k,
         counts.tables
     );
-    let ending = match vendor {
-        Vendor::Svm => {
-            let cpu = match boot_cpu_svm() {
-                Ok(cpu) => cpu,
-                Err(e) => {
-                    log::warn!("domain {id} ({name}): not started: {e}");
-                    return None;
-                }
-            };
-            match svm::SvmVcpu::new(cpu, &config) {
-                Ok(mut vcpu) => domain::run(&mut domain, &mut vcpu, vendor),
-                Err(e) => {
-                    log::warn!("domain {id} ({name}): no vCPU: {e}");
-                    return None;
-                }
+    let ending = match this_cpu() {
+        Some(VirtCpu::Svm(cpu)) => match svm::SvmVcpu::new(cpu, &config) {
+            Ok(mut vcpu) => domain::run(&mut domain, &mut vcpu, vendor),
+            Err(e) => {
+                log::warn!("domain {id} ({name}): no vCPU: {e}");
+                return None;
             }
-        }
-        Vendor::Vmx => {
-            let cpu = match boot_cpu_vmx() {
-                Ok(cpu) => cpu,
-                Err(e) => {
-                    log::warn!("domain {id} ({name}): not started: {e}");
-                    return None;
-                }
-            };
-            match vmx::VmxVcpu::new(cpu, &config) {
-                Ok(mut vcpu) => domain::run(&mut domain, &mut vcpu, vendor),
-                Err(e) => {
-                    log::warn!("domain {id} ({name}): no vCPU: {e}");
-                    return None;
-                }
+        },
+        Some(VirtCpu::Vmx(cpu)) => match vmx::VmxVcpu::new(cpu, &config) {
+            Ok(mut vcpu) => domain::run(&mut domain, &mut vcpu, vendor),
+            Err(e) => {
+                log::warn!("domain {id} ({name}): no vCPU: {e}");
+                return None;
             }
+        },
+        None => {
+            log::warn!("domain {id} ({name}): not started: this CPU has no usable virtualization");
+            return None;
         }
     };
     drop(domain);
     log::info!("domain {id} ({name}): destroyed");
     Some(ending)
-}
-
-/// Enables the virtualization extension on the calling CPU (idempotent for the boot
-/// CPU), so its per-CPU state is allocated before domains are accounted.
-pub fn enable_on_boot_cpu() -> Result<Vendor, &'static str> {
-    let vendor = Vendor::detect()?;
-    match vendor {
-        Vendor::Svm => boot_cpu_svm()
-            .map(|_| vendor)
-            .map_err(|_| "AMD-V could not be enabled"),
-        Vendor::Vmx => boot_cpu_vmx()
-            .map(|_| vendor)
-            .map_err(|_| "VT-x could not be enabled"),
-    }
 }

@@ -32,17 +32,18 @@ pub fn run() -> Result<&'static str, &'static str> {
     };
     match vendor {
         Vendor::Svm => {
-            let cpu = super::svm::enable_on_this_cpu().map_err(|_| "AMD-V could not be enabled")?;
+            let Some(super::VirtCpu::Svm(cpu)) = super::this_cpu() else {
+                return Err("AMD-V is not enabled on this CPU");
+            };
             let root = map_guest(Npt { gib_pages: gib }, ram)?;
-            let mut vcpu = super::svm::SvmVcpu::new(&cpu, &config(root))
+            let mut vcpu = super::svm::SvmVcpu::new(cpu, &config(root))
                 .map_err(|_| "no memory for the vCPU")?;
             exercise(&mut vcpu)
         }
         Vendor::Vmx => {
-            let cpu = super::boot_cpu_vmx().map_err(|e| {
-                log::warn!("vmx: {e}");
-                "VT-x could not be enabled"
-            })?;
+            let Some(super::VirtCpu::Vmx(cpu)) = super::this_cpu() else {
+                return Err("VT-x is not enabled on this CPU");
+            };
             let root = map_guest(Ept { gib_pages: gib }, ram)?;
             let mut vcpu = super::vmx::VmxVcpu::new(cpu, &config(root)).map_err(|e| {
                 log::warn!("vmx: {e}");
