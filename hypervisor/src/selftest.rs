@@ -500,7 +500,7 @@ fn run_guests(boot: &BootInfo) -> ExitCode {
         let mut work = GUEST_WORK.lock();
         // Popped from the back: queue in reverse so domains start in module order.
         for (index, module) in boot.modules.iter().enumerate().rev() {
-            work.push((index as u16 + 1, module.clone()));
+            work.push((index as u16 + 1, *module));
         }
     }
     let aps = percpu::online_count() as u32 - 1;
