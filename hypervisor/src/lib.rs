@@ -8,6 +8,7 @@ pub mod guest_memory;
 pub mod mm;
 pub mod nested_paging;
 pub mod pvh;
+pub mod sched;
 pub mod timer;
 pub mod vcpu;
 pub mod xen;

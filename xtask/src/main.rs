@@ -3,6 +3,7 @@
 //! See `docs/testing.md`. Everything runs from the workspace root; outputs go to `build/`
 //! (images, ISOs, test artefacts) and the kernel is built into the workspace's `target/`.
 
+mod bench;
 mod emu;
 mod host;
 mod image;
@@ -37,6 +38,10 @@ commands:
       Lints, host unit tests and the emulator test catalogue. FILTER selects
       the tests whose \"<test> on <platform>\" contains it (lints and unit tests
       are \"<step> on host\": FILTER=host runs only those).
+  bench [NAME]
+      Run benchmarks (exits: VM-exit round trips on qemu-svm/bochs-vmx/bochs-svm;
+      sched: the scheduler simulator) and print
+      \"bench: <name> <platform> <value> <unit>\" lines; all when no NAME.
 ";
 
 fn main() -> ExitCode {
@@ -116,6 +121,7 @@ fn dispatch(args: &[String]) -> Result<i32, String> {
         "iso" => iso(rest),
         "run" => run_cmd(rest),
         "test" => test_cmd(rest),
+        "bench" => bench::bench(rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(0)
