@@ -5,6 +5,7 @@
 
 pub mod cpuid_policy;
 pub mod guest_memory;
+pub mod hypercalls;
 pub mod mm;
 pub mod nested_paging;
 pub mod pvh;

@@ -79,9 +79,46 @@ pub struct Domain {
     pub name: ferrovisor_boot::BoundedStr<64>,
     pub ram: GuestRam,
     space: Option<NestedSpace>,
-    /// Console output not yet ended by a newline.
-    console: [u8; 256],
-    console_len: usize,
+    pub console: GuestConsole,
+}
+
+/// A domain's console: output is buffered per line and printed as `(dN) text`.
+pub struct GuestConsole {
+    id: u16,
+    /// Output not yet ended by a newline.
+    line: [u8; 256],
+    len: usize,
+}
+
+impl GuestConsole {
+    /// Buffers console output and prints complete lines as `(dN) text`.
+    pub fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            if byte == b'\n' || self.len == self.line.len() {
+                self.flush();
+                if byte == b'\n' {
+                    continue;
+                }
+            }
+            // Keep the hypervisor's log readable: control characters become '?'.
+            self.line[self.len] = if byte.is_ascii_graphic() || byte == b' ' {
+                byte
+            } else {
+                b'?'
+            };
+            self.len += 1;
+        }
+    }
+
+    /// Prints a pending partial line.
+    pub fn flush(&mut self) {
+        if self.len == 0 {
+            return;
+        }
+        let text = core::str::from_utf8(&self.line[..self.len]).unwrap_or("?");
+        ferrovisor_drivers::console_print!("(d{}) {text}\n", self.id);
+        self.len = 0;
+    }
 }
 
 impl Drop for Domain {
@@ -136,8 +173,11 @@ impl Domain {
             name,
             ram: GuestRam { hpa, order },
             space: None,
-            console: [0; 256],
-            console_len: 0,
+            console: GuestConsole {
+                id,
+                line: [0; 256],
+                len: 0,
+            },
         };
         let size = domain.ram.size();
         let start_info_gpa = size - 4096;
@@ -206,31 +246,6 @@ impl Domain {
         };
         Ok((domain, config, counts))
     }
-
-    /// Buffers console output and prints complete lines as `(dN) text`.
-    pub fn console_write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            if byte == b'\n' || self.console_len == self.console.len() {
-                self.flush_console();
-                if byte == b'\n' {
-                    continue;
-                }
-            }
-            // Keep the hypervisor's log readable: control characters become '?'.
-            self.console[self.console_len] = if byte.is_ascii_graphic() || byte == b' ' {
-                byte
-            } else {
-                b'?'
-            };
-            self.console_len += 1;
-        }
-    }
-
-    fn flush_console(&mut self) {
-        let text = core::str::from_utf8(&self.console[..self.console_len]).unwrap_or("?");
-        ferrovisor_drivers::console_print!("(d{}) {text}\n", self.id);
-        self.console_len = 0;
-    }
 }
 
 /// How a domain's run ended.
@@ -255,7 +270,7 @@ pub fn run(domain: &mut Domain, vcpu: &mut impl VcpuBackend, vendor: Vendor) -> 
         match exits::handle(domain, vcpu, exit, vendor) {
             Outcome::Continue => {}
             Outcome::Shutdown(reason) => {
-                domain.flush_console_if_pending();
+                domain.console.flush();
                 info!(
                     "domain {} ({}): shutdown, reason {reason}",
                     domain.id,
@@ -264,7 +279,7 @@ pub fn run(domain: &mut Domain, vcpu: &mut impl VcpuBackend, vendor: Vendor) -> 
                 return Ending::Shutdown(reason);
             }
             Outcome::Crash(why) => {
-                domain.flush_console_if_pending();
+                domain.console.flush();
                 warn!(
                     "domain {} ({}): crashed: {why} at rip {:#x}",
                     domain.id,
@@ -278,14 +293,6 @@ pub fn run(domain: &mut Domain, vcpu: &mut impl VcpuBackend, vendor: Vendor) -> 
                 );
                 return Ending::Crashed;
             }
-        }
-    }
-}
-
-impl Domain {
-    fn flush_console_if_pending(&mut self) {
-        if self.console_len > 0 {
-            self.flush_console();
         }
     }
 }

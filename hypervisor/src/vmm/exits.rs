@@ -4,13 +4,15 @@
 
 use ferrovisor::cpuid_policy::{CpuidPolicy, VcpuCpuidContext, guest_cpuid as guest_cpuid_policy};
 use ferrovisor::guest_memory::GuestMemory;
-use ferrovisor::guest_memory::paging::{AccessRequest, PagingContext, translate};
+use ferrovisor::guest_memory::paging::{AccessRequest, PagingContext, read_virt, write_virt};
+use ferrovisor::hypercalls::{GuestAccess, Outcome as HypercallOutcome, dispatch};
 use ferrovisor::vcpu::Exit;
+use ferrovisor::xen::XenErrno;
 use ferrovisor::xen::hypercall_page::{
     HYPERCALL_PAGE_SIZE, Vendor as XenVendor, write_hypercall_page,
 };
 
-use super::domain::Domain;
+use super::domain::{Domain, GuestRam};
 use super::{VcpuBackend, Vendor};
 
 /// What the run loop does next.
@@ -24,21 +26,6 @@ pub enum Outcome {
 const MSR_EFER: u32 = 0xC000_0080;
 /// Xen's hypercall-page MSR (CPUID 0x40000002 EBX).
 const MSR_XEN_HYPERCALL_PAGE: u32 = 0x4000_0000;
-
-const HYPERCALL_XEN_VERSION: u64 = 17;
-const HYPERCALL_CONSOLE_IO: u64 = 18;
-const HYPERCALL_SCHED_OP: u64 = 29;
-const CONSOLEIO_WRITE: u64 = 0;
-const CONSOLEIO_READ: u64 = 1;
-const SCHEDOP_YIELD: u64 = 0;
-const SCHEDOP_BLOCK: u64 = 1;
-const SCHEDOP_SHUTDOWN: u64 = 2;
-const XENVER_VERSION: u64 = 0;
-const ENOSYS: i64 = -38;
-const EFAULT: i64 = -14;
-const EINVAL: i64 = -22;
-/// Largest console write accepted in one hypercall (Xen copies in chunks; we cap).
-const CONSOLE_WRITE_MAX: u64 = 4096;
 
 /// Handles one exit.
 pub fn handle(
@@ -55,17 +42,14 @@ pub fn handle(
             vcpu.skip_instruction(2);
             Outcome::Continue
         }
-        Exit::Hypercall => {
-            let result = hypercall(domain, vcpu);
-            match result {
-                HypercallResult::Return(value) => {
-                    vcpu.regs().rax = value as u64;
-                    vcpu.skip_instruction(3);
-                    Outcome::Continue
-                }
-                HypercallResult::Shutdown(reason) => Outcome::Shutdown(reason),
+        Exit::Hypercall => match hypercall(domain, vcpu) {
+            HypercallOutcome::Return(value) => {
+                vcpu.regs().rax = value as u64;
+                vcpu.skip_instruction(3);
+                Outcome::Continue
             }
-        }
+            HypercallOutcome::Shutdown(reason) => Outcome::Shutdown(reason as u32),
+        },
         Exit::MsrWrite { msr, value } => {
             match msr {
                 MSR_EFER => vcpu.write_efer(value),
@@ -111,7 +95,7 @@ pub fn handle(
             if io.write {
                 if io.port == 0xE9 {
                     let byte = vcpu.regs().rax as u8;
-                    domain.console_write(&[byte]);
+                    domain.console.write(&[byte]);
                 }
             } else {
                 // Unclaimed ports read all-ones, as on a PC bus with nothing there.
@@ -162,80 +146,67 @@ fn guest_cpuid(vcpu: &impl VcpuBackend, leaf: u32, subleaf: u32, vcpu_id: u32) -
     [r.eax, r.ebx, r.ecx, r.edx]
 }
 
-enum HypercallResult {
-    Return(i64),
-    Shutdown(u32),
+/// Guest memory as a hypercall sees it: guest-virtual addresses translated through the
+/// vCPU's own page tables, then copied (never mapped into the hypervisor). The paging
+/// state is read only when a hypercall actually passes a pointer.
+struct VcpuMemory<'a, V: VcpuBackend> {
+    ram: &'a mut GuestRam,
+    vcpu: &'a V,
+    context: core::cell::OnceCell<Option<PagingContext>>,
 }
 
-/// Copies `len` bytes at guest-virtual `gva` into `buf`, through the guest's page
-/// tables (never trusting the pointer).
-fn copy_from_guest(
-    domain: &Domain,
-    vcpu: &impl VcpuBackend,
-    gva: u64,
-    buf: &mut [u8],
-) -> Result<(), ()> {
-    let p = vcpu.paging_state();
-    let context =
-        PagingContext::from_regs(p.cr0, p.cr3, p.cr4, p.efer, 52, true).map_err(|_| ())?;
-    let mut done = 0usize;
-    while done < buf.len() {
-        let address = gva.checked_add(done as u64).ok_or(())?;
-        let page_left = 4096 - (address & 0xfff) as usize;
-        let chunk = page_left.min(buf.len() - done);
-        let t = translate(
-            address,
+impl<V: VcpuBackend> VcpuMemory<'_, V> {
+    fn context(&self) -> Result<PagingContext, XenErrno> {
+        let context = self.context.get_or_init(|| {
+            let p = self.vcpu.paging_state();
+            PagingContext::from_regs(p.cr0, p.cr3, p.cr4, p.efer, 52, true).ok()
+        });
+        context.ok_or(XenErrno::EFAULT)
+    }
+}
+
+impl<V: VcpuBackend> GuestAccess for VcpuMemory<'_, V> {
+    fn copy_from_guest(&self, gva: u64, buf: &mut [u8]) -> Result<(), XenErrno> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let context = self.context()?;
+        read_virt(
+            gva,
             &context,
             AccessRequest::SUPERVISOR_READ,
-            &domain.ram,
+            &*self.ram,
+            buf,
         )
-        .map_err(|_| ())?;
-        domain
-            .ram
-            .read(t.gpa, &mut buf[done..done + chunk])
-            .map_err(|_| ())?;
-        done += chunk;
+        .map_err(|_| XenErrno::EFAULT)
     }
-    Ok(())
+
+    fn copy_to_guest(&mut self, gva: u64, buf: &[u8]) -> Result<(), XenErrno> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let context = self.context()?;
+        write_virt(
+            gva,
+            &context,
+            AccessRequest::SUPERVISOR_WRITE,
+            &mut *self.ram,
+            buf,
+        )
+        .map_err(|_| XenErrno::EFAULT)
+    }
 }
 
-fn hypercall(domain: &mut Domain, vcpu: &mut impl VcpuBackend) -> HypercallResult {
+fn hypercall<V: VcpuBackend>(domain: &mut Domain, vcpu: &mut V) -> HypercallOutcome {
     let number = vcpu.regs().rax;
-    let [a1, a2, a3, _, _] = vcpu.regs().hypercall_args();
-    match number {
-        HYPERCALL_CONSOLE_IO => match a1 {
-            CONSOLEIO_WRITE => {
-                if a2 > CONSOLE_WRITE_MAX {
-                    return HypercallResult::Return(EINVAL);
-                }
-                let mut buf = [0u8; CONSOLE_WRITE_MAX as usize];
-                let buf = &mut buf[..a2 as usize];
-                if copy_from_guest(domain, vcpu, a3, buf).is_err() {
-                    return HypercallResult::Return(EFAULT);
-                }
-                domain.console_write(buf);
-                HypercallResult::Return(0)
-            }
-            // Nothing to read yet.
-            CONSOLEIO_READ => HypercallResult::Return(0),
-            _ => HypercallResult::Return(ENOSYS),
-        },
-        HYPERCALL_SCHED_OP => match a1 {
-            SCHEDOP_YIELD => HypercallResult::Return(0),
-            SCHEDOP_BLOCK => HypercallResult::Return(0),
-            SCHEDOP_SHUTDOWN => {
-                let mut reason = [0u8; 4];
-                if copy_from_guest(domain, vcpu, a2, &mut reason).is_err() {
-                    return HypercallResult::Return(EFAULT);
-                }
-                HypercallResult::Shutdown(u32::from_le_bytes(reason))
-            }
-            _ => HypercallResult::Return(ENOSYS),
-        },
-        HYPERCALL_XEN_VERSION => match a1 {
-            XENVER_VERSION => HypercallResult::Return((4 << 16) | 17),
-            _ => HypercallResult::Return(ENOSYS),
-        },
-        _ => HypercallResult::Return(ENOSYS),
-    }
+    let args = vcpu.regs().hypercall_args();
+    let mut memory = VcpuMemory {
+        ram: &mut domain.ram,
+        vcpu: &*vcpu,
+        context: core::cell::OnceCell::new(),
+    };
+    let console = &mut domain.console;
+    dispatch(number, args, &mut memory, &mut |bytes: &[u8]| {
+        console.write(bytes)
+    })
 }

@@ -1,0 +1,133 @@
+//! Xen hypercall dispatch, written once for both vendors and tested on the host.
+//!
+//! The backend hands over the hypercall number and the five argument registers; every
+//! guest pointer goes through [`GuestAccess`], which copies through the guest's own page
+//! tables (the kernel's implementation) or a test double. Nothing here trusts an
+//! argument: numbers, sub-ops, sizes and pointers are all checked, and every failure is
+//! the errno Xen would return.
+
+use crate::xen::XenErrno;
+use crate::xen::features::HVM_DOMU_FEATURES;
+use crate::xen::hypercall::{
+    ConsoleIoOp, Hypercall, SchedOp, ShutdownReason, XenVersionOp, xen_version_word,
+};
+
+/// Longest console write taken in one call; longer ones are refused with -EINVAL so a
+/// guest cannot make the hypervisor copy unbounded data with interrupts held off.
+pub const CONSOLE_WRITE_MAX: usize = 4096;
+
+/// `XENVER_extraversion`: what follows the version number.
+pub const EXTRAVERSION: &[u8; 16] = b"-ferrovisor\0\0\0\0\0";
+
+/// How the hypervisor reaches guest memory for a hypercall.
+pub trait GuestAccess {
+    /// Copies `buf.len()` bytes from guest-virtual `gva`; `Err(EFAULT)` if any byte is
+    /// not mapped or not guest RAM.
+    fn copy_from_guest(&self, gva: u64, buf: &mut [u8]) -> Result<(), XenErrno>;
+    /// Copies `buf` to guest-virtual `gva`.
+    fn copy_to_guest(&mut self, gva: u64, buf: &[u8]) -> Result<(), XenErrno>;
+}
+
+/// What the caller does after a hypercall.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Put this in RAX and resume after the VMCALL/VMMCALL.
+    Return(i64),
+    /// The domain asked to shut down for this reason (it does not resume).
+    Shutdown(ShutdownReason),
+}
+
+fn ret(result: Result<i64, XenErrno>) -> Outcome {
+    Outcome::Return(result.unwrap_or_else(|e| e.as_return()))
+}
+
+/// Dispatches hypercall `number` with `args` (RDI, RSI, RDX, R10, R8); console output
+/// goes to `console`.
+pub fn dispatch(
+    number: u64,
+    args: [u64; 5],
+    guest: &mut impl GuestAccess,
+    console: &mut impl FnMut(&[u8]),
+) -> Outcome {
+    match Hypercall::from_raw(number) {
+        Some(Hypercall::XenVersion) => ret(xen_version(args, guest)),
+        Some(Hypercall::ConsoleIo) => ret(console_io(args, guest, console)),
+        Some(Hypercall::SchedOp) => sched_op(args, guest),
+        _ => ret(Err(XenErrno::ENOSYS)),
+    }
+}
+
+/// Sub-op arguments are C `int`s: the upper half of the register is ignored, as Xen's
+/// prototypes make it.
+fn sub_op(arg: u64) -> u32 {
+    arg as u32
+}
+
+fn xen_version(args: [u64; 5], guest: &mut impl GuestAccess) -> Result<i64, XenErrno> {
+    match XenVersionOp::from_raw(sub_op(args[0])) {
+        Some(XenVersionOp::Version) => Ok(i64::from(xen_version_word())),
+        Some(XenVersionOp::Extraversion) => {
+            guest.copy_to_guest(args[1], EXTRAVERSION)?;
+            Ok(0)
+        }
+        Some(XenVersionOp::GetFeatures) => {
+            // xen_feature_info { uint submap_idx; uint32 submap; } (version.h)
+            let mut index = [0u8; 4];
+            guest.copy_from_guest(args[1], &mut index)?;
+            let submap = match u32::from_le_bytes(index) {
+                0 => HVM_DOMU_FEATURES,
+                _ => 0,
+            };
+            guest.copy_to_guest(args[1] + 4, &submap.to_le_bytes())?;
+            Ok(0)
+        }
+        // Other queries describe a Xen build we are not; refuse them plainly.
+        _ => Err(XenErrno::ENOSYS),
+    }
+}
+
+fn console_io(
+    args: [u64; 5],
+    guest: &mut impl GuestAccess,
+    console: &mut impl FnMut(&[u8]),
+) -> Result<i64, XenErrno> {
+    match ConsoleIoOp::from_raw(sub_op(args[0])) {
+        Some(ConsoleIoOp::Write) => {
+            let count = usize::try_from(args[1]).map_err(|_| XenErrno::EINVAL)?;
+            if count > CONSOLE_WRITE_MAX {
+                return Err(XenErrno::EINVAL);
+            }
+            let mut buffer = [0u8; CONSOLE_WRITE_MAX];
+            let bytes = &mut buffer[..count];
+            guest.copy_from_guest(args[2], bytes)?;
+            console(bytes);
+            Ok(0)
+        }
+        // Console input arrives with the control domain; nothing to read yet.
+        Some(ConsoleIoOp::Read) => Ok(0),
+        None => Err(XenErrno::ENOSYS),
+    }
+}
+
+fn sched_op(args: [u64; 5], guest: &mut impl GuestAccess) -> Outcome {
+    match SchedOp::from_raw(sub_op(args[0])) {
+        Some(SchedOp::Yield) => Outcome::Return(0),
+        // Until event channels exist nothing can wake a blocked vCPU: return at once
+        // (a spurious wake-up is allowed by the ABI).
+        Some(SchedOp::Block) => Outcome::Return(0),
+        Some(SchedOp::Shutdown) => {
+            let mut reason = [0u8; 4];
+            if let Err(e) = guest.copy_from_guest(args[1], &mut reason) {
+                return ret(Err(e));
+            }
+            match ShutdownReason::from_raw(u32::from_le_bytes(reason)) {
+                Some(reason) => Outcome::Shutdown(reason),
+                None => ret(Err(XenErrno::EINVAL)),
+            }
+        }
+        _ => ret(Err(XenErrno::ENOSYS)),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,162 @@
+use super::*;
+
+/// Guest memory for tests: one window of bytes at a guest-virtual base; everything
+/// else faults.
+struct Window {
+    base: u64,
+    bytes: Vec<u8>,
+}
+
+impl Window {
+    fn new(base: u64, len: usize) -> Self {
+        Self {
+            base,
+            bytes: vec![0; len],
+        }
+    }
+    fn range(&self, gva: u64, len: usize) -> Result<std::ops::Range<usize>, XenErrno> {
+        // Copying nothing succeeds wherever it points, as Xen's copy helpers do.
+        if len == 0 {
+            return Ok(0..0);
+        }
+        let start = gva.checked_sub(self.base).ok_or(XenErrno::EFAULT)? as usize;
+        let end = start.checked_add(len).ok_or(XenErrno::EFAULT)?;
+        if end > self.bytes.len() {
+            return Err(XenErrno::EFAULT);
+        }
+        Ok(start..end)
+    }
+}
+
+impl GuestAccess for Window {
+    fn copy_from_guest(&self, gva: u64, buf: &mut [u8]) -> Result<(), XenErrno> {
+        let r = self.range(gva, buf.len())?;
+        buf.copy_from_slice(&self.bytes[r]);
+        Ok(())
+    }
+    fn copy_to_guest(&mut self, gva: u64, buf: &[u8]) -> Result<(), XenErrno> {
+        let r = self.range(gva, buf.len())?;
+        self.bytes[r].copy_from_slice(buf);
+        Ok(())
+    }
+}
+
+const BASE: u64 = 0x10_0000;
+const ENOSYS: Outcome = Outcome::Return(-38);
+const EFAULT: Outcome = Outcome::Return(-14);
+const EINVAL: Outcome = Outcome::Return(-22);
+
+fn call(number: u64, args: [u64; 5], guest: &mut Window) -> (Outcome, Vec<u8>) {
+    let mut printed = Vec::new();
+    let outcome = dispatch(number, args, guest, &mut |b: &[u8]| {
+        printed.extend_from_slice(b)
+    });
+    (outcome, printed)
+}
+
+#[test]
+fn xen_version_sub_ops() {
+    let mut g = Window::new(BASE, 64);
+    assert_eq!(
+        call(17, [0, 0, 0, 0, 0], &mut g).0,
+        Outcome::Return(0x0004_0011)
+    );
+    // The sub-op is a C int: garbage in the upper half is ignored.
+    assert_eq!(
+        call(17, [0xdead_0000_0000_0000, 0, 0, 0, 0], &mut g).0,
+        Outcome::Return(0x0004_0011)
+    );
+    assert_eq!(call(17, [1, BASE, 0, 0, 0], &mut g).0, Outcome::Return(0));
+    assert_eq!(&g.bytes[..16], EXTRAVERSION);
+    assert_eq!(call(1 << 8, [0; 5], &mut g).0, ENOSYS);
+    // get_features, submap 0 and 1.
+    g.bytes[16..20].copy_from_slice(&0u32.to_le_bytes());
+    assert_eq!(
+        call(17, [6, BASE + 16, 0, 0, 0], &mut g).0,
+        Outcome::Return(0)
+    );
+    assert_eq!(
+        u32::from_le_bytes(g.bytes[20..24].try_into().unwrap()),
+        HVM_DOMU_FEATURES
+    );
+    g.bytes[16..20].copy_from_slice(&1u32.to_le_bytes());
+    assert_eq!(
+        call(17, [6, BASE + 16, 0, 0, 0], &mut g).0,
+        Outcome::Return(0)
+    );
+    assert_eq!(u32::from_le_bytes(g.bytes[20..24].try_into().unwrap()), 0);
+    // Bad pointers: EFAULT, nothing written.
+    assert_eq!(call(17, [1, 0x9999_0000, 0, 0, 0], &mut g).0, EFAULT);
+    assert_eq!(call(17, [6, BASE + 62, 0, 0, 0], &mut g).0, EFAULT);
+    assert_eq!(call(17, [6, u64::MAX - 2, 0, 0, 0], &mut g).0, EFAULT);
+    // Unknown or unimplemented queries.
+    assert_eq!(call(17, [99, 0, 0, 0, 0], &mut g).0, ENOSYS);
+    assert_eq!(call(17, [2, BASE, 0, 0, 0], &mut g).0, ENOSYS);
+}
+
+#[test]
+fn console_io_validates_everything() {
+    let mut g = Window::new(BASE, 8192);
+    g.bytes[..5].copy_from_slice(b"hello");
+    assert_eq!(
+        call(18, [0, 5, BASE, 0, 0], &mut g),
+        (Outcome::Return(0), b"hello".to_vec())
+    );
+    assert_eq!(
+        call(18, [0, 0, 0, 0, 0], &mut g),
+        (Outcome::Return(0), vec![])
+    );
+    // Too long, straddling the end of guest memory, unmapped, or overflowing: nothing
+    // is printed.
+    assert_eq!(call(18, [0, 4097, BASE, 0, 0], &mut g), (EINVAL, vec![]));
+    assert_eq!(
+        call(18, [0, u64::MAX, BASE, 0, 0], &mut g),
+        (EINVAL, vec![])
+    );
+    assert_eq!(
+        call(18, [0, 16, BASE + 8190, 0, 0], &mut g),
+        (EFAULT, vec![])
+    );
+    assert_eq!(
+        call(18, [0, 16, 0x7f00_0000_0000, 0, 0], &mut g),
+        (EFAULT, vec![])
+    );
+    assert_eq!(
+        call(18, [0, 16, u64::MAX - 3, 0, 0], &mut g),
+        (EFAULT, vec![])
+    );
+    assert_eq!(call(18, [1, 16, BASE, 0, 0], &mut g).0, Outcome::Return(0));
+    assert_eq!(call(18, [7, 0, 0, 0, 0], &mut g).0, ENOSYS);
+}
+
+#[test]
+fn sched_op_shutdown_reasons() {
+    let mut g = Window::new(BASE, 16);
+    for (raw, reason) in [
+        (0, ShutdownReason::Poweroff),
+        (1, ShutdownReason::Reboot),
+        (2, ShutdownReason::Suspend),
+        (3, ShutdownReason::Crash),
+        (4, ShutdownReason::Watchdog),
+    ] {
+        g.bytes[..4].copy_from_slice(&(raw as u32).to_le_bytes());
+        assert_eq!(
+            call(29, [2, BASE, 0, 0, 0], &mut g).0,
+            Outcome::Shutdown(reason)
+        );
+    }
+    g.bytes[..4].copy_from_slice(&77u32.to_le_bytes());
+    assert_eq!(call(29, [2, BASE, 0, 0, 0], &mut g).0, EINVAL);
+    assert_eq!(call(29, [2, 0, 0, 0, 0], &mut g).0, EFAULT);
+    assert_eq!(call(29, [0, 0, 0, 0, 0], &mut g).0, Outcome::Return(0));
+    assert_eq!(call(29, [1, 0, 0, 0, 0], &mut g).0, Outcome::Return(0));
+    assert_eq!(call(29, [42, 0, 0, 0, 0], &mut g).0, ENOSYS);
+}
+
+#[test]
+fn unknown_and_unimplemented_hypercalls() {
+    let mut g = Window::new(BASE, 16);
+    for number in [0, 12, 20, 32, 34, 11, 56, 64, 1 << 32, u64::MAX] {
+        assert_eq!(call(number, [0; 5], &mut g).0, ENOSYS, "hypercall {number}");
+    }
+}
