@@ -144,27 +144,32 @@ pub fn instruction_error() -> u32 {
 ///
 /// # Safety
 /// The CPU must be in VMX operation (else #UD).
-unsafe fn vmread_raw(encoding: u32) -> Result<u64, (u8, u8)> {
+unsafe fn vmread_raw(encoding: u32) -> Result<u64, ()> {
     let value: u64;
-    let (cf, zf): (u8, u8);
+    let ok: u8;
     // SAFETY: the caller guarantees VMX operation; VMREAD writes only the output
-    // register and RFLAGS.
+    // register and RFLAGS. SETA is 1 exactly when CF = ZF = 0 (VMsucceed, §31.2): one
+    // flag test on the exit path instead of two.
     unsafe {
         asm!(
             "vmread {value}, {field}",
-            "setc {cf}",
-            "setz {zf}",
+            "seta {ok}",
             field = in(reg) u64::from(encoding),
             value = out(reg) value,
-            cf = out(reg_byte) cf,
-            zf = out(reg_byte) zf,
+            ok = out(reg_byte) ok,
             options(nostack)
         )
     };
-    if cf != 0 || zf != 0 {
-        Err((cf, zf))
-    } else {
-        Ok(value)
+    if ok != 0 { Ok(value) } else { Err(()) }
+}
+
+/// Why a VMX instruction just failed: VMfailValid leaves an error number in the
+/// current VMCS; without a current VMCS (VMfailInvalid) that read fails too.
+fn classify_failure() -> VmFail {
+    // SAFETY: VMREAD only reads the current VMCS; with none it fails without effect.
+    match unsafe { vmread_raw(ReadOnly32::VmInstructionError.encoding()) } {
+        Ok(error) => VmFail::Valid(error as u32),
+        Err(()) => VmFail::Invalid,
     }
 }
 
@@ -174,10 +179,10 @@ pub fn read<F: Field>(field: F) -> Result<F::Value, VmcsError> {
     // has no effect besides its output.
     match unsafe { vmread_raw(field.encoding()) } {
         Ok(raw) => Ok(F::from_raw(raw)),
-        Err((cf, zf)) => Err(VmcsError {
+        Err(()) => Err(VmcsError {
             field: field.encoding(),
             write: false,
-            fail: outcome(cf, zf).err().unwrap_or(VmFail::Invalid),
+            fail: classify_failure(),
         }),
     }
 }
@@ -187,26 +192,28 @@ pub fn read<F: Field>(field: F) -> Result<F::Value, VmcsError> {
 /// # Safety
 /// VMX operation, and the value must not break the host (see the module comment).
 unsafe fn vmwrite_raw(encoding: u32, value: u64) -> Result<(), VmcsError> {
-    let (cf, zf): (u8, u8);
+    let ok: u8;
     // SAFETY: the caller vouches for VMX operation and for the value; VMWRITE changes
-    // only the current VMCS and RFLAGS.
+    // only the current VMCS and RFLAGS (SETA: see `vmread_raw`).
     unsafe {
         asm!(
             "vmwrite {field}, {value}",
-            "setc {cf}",
-            "setz {zf}",
+            "seta {ok}",
             field = in(reg) u64::from(encoding),
             value = in(reg) value,
-            cf = out(reg_byte) cf,
-            zf = out(reg_byte) zf,
+            ok = out(reg_byte) ok,
             options(nostack)
         )
     };
-    outcome(cf, zf).map_err(|fail| VmcsError {
-        field: encoding,
-        write: true,
-        fail,
-    })
+    if ok != 0 {
+        Ok(())
+    } else {
+        Err(VmcsError {
+            field: encoding,
+            write: true,
+            fail: classify_failure(),
+        })
+    }
 }
 
 /// Writes a guest-state field of the current VMCS.

@@ -214,14 +214,21 @@ impl VmxVcpu {
         Ok(())
     }
 
-    /// Makes the VMCS current for a trait method that has no way to report failure.
+    /// For the trait methods that act between exits: `run` made this VMCS current on
+    /// this CPU, and nothing loads another VMCS before the run loop comes back to `run`
+    /// (a CPU runs one vCPU at a time between exits), so re-checking with VMPTRST on
+    /// every call would only lengthen the exit path. Debug builds still check.
     fn current(&self, what: &str) -> bool {
-        match self.make_current() {
-            Ok(()) => true,
-            Err(e) => {
-                log::error!("vmx: {what}: {e}");
-                false
+        if cfg!(debug_assertions) {
+            match self.make_current() {
+                Ok(()) => true,
+                Err(e) => {
+                    log::error!("vmx: {what}: {e}");
+                    false
+                }
             }
+        } else {
+            true
         }
     }
 
@@ -660,7 +667,9 @@ impl VmxVcpu {
             n => u64::from(n),
         };
         let rip = instr::read(GuestNatural::Rip)? + length;
-        let rip = if self.in_64bit_mode()? {
+        // Outside 64-bit mode RIP wraps at 4 GiB; only a sum past that needs the mode
+        // (two more VMREADs), so the common case skips the question.
+        let rip = if rip <= 0xFFFF_FFFF || self.in_64bit_mode()? {
             rip
         } else {
             rip & 0xFFFF_FFFF
