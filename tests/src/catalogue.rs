@@ -33,14 +33,30 @@ impl ModuleSpec {
 pub struct Guest {
     /// The binary's name in `tests/guests/src/bin/`.
     pub name: &'static str,
-    /// `None`: prints `Test result: SUCCESS` and powers off. `Some(reason)`: the
-    /// hypervisor crashes the domain with this reason (and the next guest still runs).
+    /// `None`: prints `Test result: SUCCESS` and shuts down with `shutdown_reason`.
+    /// `Some(reason)`: the hypervisor crashes the domain with this reason (and the next
+    /// guest still runs).
     pub crash: Option<&'static str>,
+    /// The `SCHEDOP_shutdown` reason the hypervisor must report (0: poweroff).
+    pub shutdown_reason: u32,
 }
 
-/// A guest that must pass.
+/// A guest that must pass and power off.
 pub const fn passes(name: &'static str) -> Guest {
-    Guest { name, crash: None }
+    Guest {
+        name,
+        crash: None,
+        shutdown_reason: 0,
+    }
+}
+
+/// A guest that must pass and shut down with `reason` (`SHUTDOWN_*`, sched.h).
+pub const fn shuts_down(name: &'static str, reason: u32) -> Guest {
+    Guest {
+        name,
+        crash: None,
+        shutdown_reason: reason,
+    }
 }
 
 /// A guest the hypervisor must crash, alone, for `reason`.
@@ -48,6 +64,7 @@ pub const fn crashes(name: &'static str, reason: &'static str) -> Guest {
     Guest {
         name,
         crash: Some(reason),
+        shutdown_reason: 0,
     }
 }
 
@@ -113,7 +130,8 @@ pub enum Check {
     /// every other CPU, and the fatal halt.
     ApPanic,
     /// `Test result: SUCCESS` from the hypervisor, and from every guest in order:
-    /// `(dN) Test result: SUCCESS` and `domain N (<name>): shutdown, reason 0`.
+    /// `(dN) Test result: SUCCESS` and `domain N (<name>): shutdown, reason R` (R as
+    /// the guest's entry says; crashes as theirs say).
     Guests,
 }
 
@@ -377,6 +395,26 @@ const CATALOGUE: &[Test] = &[
         check: Check::Guests,
     },
     Test {
+        name: "guest-shutdown-reasons",
+        about: "every SCHEDOP_shutdown reason a guest gives is the one the hypervisor reports",
+        cmdline: "loglvl=info selftest=guests",
+        modules: &[],
+        guests: &[
+            shuts_down("shutdown-reboot", 1),
+            shuts_down("shutdown-suspend", 2),
+            shuts_down("shutdown-crash", 3),
+            shuts_down("shutdown-watchdog", 4),
+            passes("hello"),
+        ],
+        runs: &[
+            on(Platform::QemuSvm, Boot::Kernel),
+            on(Platform::BochsSvm, Boot::Grub),
+            on(Platform::BochsVmx, Boot::Grub),
+        ],
+        mem_mib: 256,
+        check: Check::Guests,
+    },
+    Test {
         name: "guest-bad-module",
         about: "a boot module that is not a PVH kernel is refused with the reason; the guest after it runs and passes",
         cmdline: "loglvl=info selftest=guests",
@@ -578,7 +616,10 @@ impl Case {
                     None => format!("guest {name}: no '(d{id}) Test result:' line"),
                 });
             }
-            let ended = format!("domain {id} ({name}): shutdown, reason 0");
+            let ended = format!(
+                "domain {id} ({name}): shutdown, reason {}",
+                guest.shutdown_reason
+            );
             if !o.serial.contains(&ended) {
                 problems.push(format!("no '{ended}' line"));
             }

@@ -97,11 +97,17 @@ pub fn run(name: &str, start_info: u64, body: fn(&start_info::StartInfo) -> Verd
 /// Prints the verdict and powers the guest off (crash reason for ERROR).
 #[cfg(target_os = "none")]
 pub fn finish(verdict: Verdict) -> ! {
-    console::print(format_args!("Test result: {}\n", verdict.word()));
     let reason = match verdict {
         Verdict::Error => abi::SHUTDOWN_CRASH,
         _ => abi::SHUTDOWN_POWEROFF,
     };
+    finish_with(verdict, reason)
+}
+
+/// Prints the verdict and shuts down with `reason` (`SHUTDOWN_*`).
+#[cfg(target_os = "none")]
+pub fn finish_with(verdict: Verdict, reason: u32) -> ! {
+    console::print(format_args!("Test result: {}\n", verdict.word()));
     hypercall::shutdown(reason)
 }
 
