@@ -107,6 +107,9 @@ pub trait VcpuBackend {
     fn skip_instruction(&mut self, length: u64);
     /// Queues an exception for the next entry.
     fn inject_exception(&mut self, vector: u8, error_code: Option<u32>);
+    /// Sets the offset the guest's TSC reads with (guest TSC = host TSC + offset,
+    /// wrapping), so a domain's time can start at zero or survive migration.
+    fn set_tsc_offset(&mut self, offset: u64);
     /// Guest paging state.
     fn paging_state(&self) -> PagingState;
     /// An intercepted WRMSR to IA32_EFER (backends keep their own invariants, e.g.

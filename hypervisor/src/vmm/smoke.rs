@@ -9,7 +9,12 @@ use ferrovisor_drivers::console_print;
 use super::{HostTables, VcpuBackend, VcpuConfig, Vendor};
 use crate::memory::{alloc_zeroed, phys_to_virt};
 
-const GUEST_CODE: [u8; 8] = [0xB8, 0x00, 0x00, 0x00, 0x40, 0x0F, 0xA2, 0xF4];
+/// `mov eax, 0x40000000; cpuid; hlt; rdtsc; hlt` at guest-physical 0x1000.
+const GUEST_CODE: [u8; 11] = [
+    0xB8, 0x00, 0x00, 0x00, 0x40, 0x0F, 0xA2, 0xF4, 0x0F, 0x31, 0xF4,
+];
+/// A TSC offset large enough that the guest's RDTSC shows it in EDX.
+const TSC_OFFSET: u64 = 1 << 60;
 
 /// Runs the smoke test; `Ok` with a summary or `Err` with what went wrong.
 pub fn run() -> Result<&'static str, &'static str> {
@@ -95,7 +100,15 @@ fn exercise(vcpu: &mut impl VcpuBackend) -> Result<&'static str, &'static str> {
     if exit != Exit::Hlt || vcpu.rip() != 0x1007 || vcpu.regs().rbx != 0x1234 {
         return Err("expected a HLT exit at 0x1007 with the CPUID answer in RBX");
     }
-    Ok("cpuid and hlt exits round-tripped")
+    vcpu.set_tsc_offset(TSC_OFFSET);
+    vcpu.skip_instruction(1);
+    let exit = run_once(vcpu);
+    let guest_tsc = (vcpu.regs().rdx << 32) | (vcpu.regs().rax & 0xffff_ffff);
+    console_print!("vmm-smoke: third exit {exit:?}, guest TSC {guest_tsc:#x}\n");
+    if exit != Exit::Hlt || guest_tsc < TSC_OFFSET {
+        return Err("the guest's RDTSC did not include the TSC offset");
+    }
+    Ok("cpuid, hlt and a TSC offset round-tripped")
 }
 
 /// One entry with interrupts disabled around the switch; a host interrupt that caused

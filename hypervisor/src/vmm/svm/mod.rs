@@ -310,6 +310,12 @@ impl VcpuBackend for SvmVcpu {
         };
     }
 
+    fn set_tsc_offset(&mut self, offset: u64) {
+        // APM §15.30.5: TSC_OFFSET is added to the TSC for the guest's RDTSC(P) and
+        // TSC MSR reads; no clean-bit caching (we never mark the VMCB clean).
+        self.vmcb().control.tsc_offset = offset;
+    }
+
     fn paging_state(&self) -> PagingState {
         let s = &self.vmcb_ref().save;
         PagingState {

@@ -122,6 +122,7 @@ fn wanted() -> Controls {
         // Every port and MSR exits through all-ones bitmaps; HLT exits so the host can
         // schedule (§25.6.2).
         primary: PrimaryControls::HLT_EXITING
+            | PrimaryControls::USE_TSC_OFFSETTING
             | PrimaryControls::USE_IO_BITMAPS
             | PrimaryControls::USE_MSR_BITMAPS
             | PrimaryControls::ACTIVATE_SECONDARY_CONTROLS,

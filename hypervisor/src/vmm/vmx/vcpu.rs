@@ -780,6 +780,19 @@ impl VcpuBackend for VmxVcpu {
         }
     }
 
+    fn set_tsc_offset(&mut self, offset: u64) {
+        if !self.current("set_tsc_offset") {
+            return;
+        }
+        let field = ferrovisor_arch::vmx::fields::Control64::TscOffset;
+        // SAFETY: with "use TSC offsetting" set, the offset only changes what the guest's
+        // RDTSC returns (SDM Vol. 3C §26.6.5).
+        let written = unsafe { instr::write(field, offset) };
+        if let Err(e) = written {
+            log::error!("vmx: set_tsc_offset: {e}");
+        }
+    }
+
     fn paging_state(&self) -> PagingState {
         if !self.current("paging_state") {
             return PagingState::default();
