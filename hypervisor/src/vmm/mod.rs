@@ -6,6 +6,30 @@
 //! both. Backends translate between hardware state and [`Exit`]; policy (CPUID, MSRs,
 //! I/O, hypercalls) is written once, above them.
 
+/// The return-stack-buffer fill every VM exit runs before its first RET: after an
+/// exit the RSB holds guest-controlled entries, so 32 benign ones are pushed by 16
+/// iterations of two calls whose return addresses are never used (each call's target
+/// skips a PAUSE/LFENCE speculation trap), then dropped from the stack. Clobbers ECX.
+/// One definition for both world switches (Linux's FILL_RETURN_BUFFER does the same).
+macro_rules! rsb_fill {
+    () => {
+        r#"
+    mov ecx, 16
+2:  call 3f
+4:  pause
+    lfence
+    jmp 4b
+3:  call 5f
+6:  pause
+    lfence
+    jmp 6b
+5:  dec ecx
+    jnz 2b
+    add rsp, 32 * 8
+"#
+    };
+}
+
 pub mod domain;
 mod exits;
 #[cfg(feature = "selftest")]

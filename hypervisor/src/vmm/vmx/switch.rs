@@ -105,20 +105,9 @@ vmx_exit_stub:
     xor r10d, r10d
     xor r11d, r11d
 
-    /* RSB fill: 16 iterations of two calls whose return addresses are never used
-       (each call's target skips the speculation trap), then drop the 32 entries. */
-    mov ecx, 16
-2:  call 3f
-4:  pause
-    lfence
-    jmp 4b
-3:  call 5f
-6:  pause
-    lfence
-    jmp 6b
-5:  dec ecx
-    jnz 2b
-    add rsp, 32 * 8
+    "#,
+    rsb_fill!(),
+    r#"
 
     xor eax, eax
 7:  pop r15
