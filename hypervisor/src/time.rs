@@ -149,25 +149,41 @@ impl PmTimerReader {
 
     /// TSC ticks per second over a 10 ms PM-timer window (best of three).
     fn calibrate(mut self) -> Option<u64> {
-        let window = tsc::PM_TIMER_HZ / 100;
-        let mut best: Option<u64> = None;
-        for _ in 0..3 {
-            let start_pm = self.read();
-            let start_tsc = tsc();
-            loop {
-                let elapsed = tsc::pm_timer_delta(start_pm, self.read(), self.bits);
-                if elapsed >= window {
-                    let hz = tsc::hz_from_reference(tsc() - start_tsc, elapsed, tsc::PM_TIMER_HZ)?;
-                    best = Some(best.map_or(hz, |b| b.min(hz)));
-                    break;
-                }
-                if tsc() - start_tsc > 1 << 34 {
-                    return None; // the counter does not move: no usable PM timer
-                }
+        let bits = self.bits;
+        calibrate_against(
+            tsc::PM_TIMER_HZ,
+            || u64::from(self.read()),
+            |start, now| tsc::pm_timer_delta(start as u32, now as u32, bits),
+        )
+    }
+}
+
+/// TSC ticks per second, the best (lowest) of three 10 ms windows of a reference
+/// counter running at `reference_hz`; `elapsed(start, now)` is its ticks between two
+/// reads (handling its wrap). `None` when the counter does not move (it is absent).
+fn calibrate_against(
+    reference_hz: u64,
+    mut read: impl FnMut() -> u64,
+    elapsed: impl Fn(u64, u64) -> u64,
+) -> Option<u64> {
+    let window = reference_hz / 100;
+    let mut best: Option<u64> = None;
+    for _ in 0..3 {
+        let start = read();
+        let start_tsc = tsc();
+        loop {
+            let ticks = elapsed(start, read());
+            if ticks >= window {
+                let hz = tsc::hz_from_reference(tsc() - start_tsc, ticks, reference_hz)?;
+                best = Some(best.map_or(hz, |b| b.min(hz)));
+                break;
+            }
+            if tsc() - start_tsc > 1 << 34 {
+                return None;
             }
         }
-        best
     }
+    best
 }
 
 /// TSC ticks per second over a 10 ms window of the HPET main counter (IA-PC HPET
@@ -191,24 +207,7 @@ fn calibrate_with_hpet(hpet: &HpetDescription) -> Option<u64> {
     // and legacy replacement is left as firmware set it); nothing else uses the HPET.
     unsafe { core::ptr::write_volatile((base + 0x10) as *mut u64, config | 1) };
     let hpet_hz = FEMTOSECONDS_PER_SECOND / period_fs;
-    let window = hpet_hz / 100;
-    let mut best: Option<u64> = None;
-    for _ in 0..3 {
-        let start_counter = read(0xF0);
-        let start_tsc = tsc();
-        loop {
-            let elapsed = read(0xF0).wrapping_sub(start_counter);
-            if elapsed >= window {
-                let hz = tsc::hz_from_reference(tsc() - start_tsc, elapsed, hpet_hz)?;
-                best = Some(best.map_or(hz, |b| b.min(hz)));
-                break;
-            }
-            if tsc() - start_tsc > 1 << 34 {
-                return None; // the counter does not run
-            }
-        }
-    }
-    best
+    calibrate_against(hpet_hz, || read(0xF0), |start, now| now.wrapping_sub(start))
 }
 
 /// Counts TSC ticks over 10 ms of PIT channel 0, read by latching its counter through
