@@ -3,12 +3,14 @@
 //! and its modules.
 #![cfg_attr(not(test), no_std)]
 
+pub mod config;
 pub mod cpuid_policy;
 pub mod guest_memory;
 pub mod hypercalls;
 pub mod mm;
 pub mod nested_paging;
 pub mod pvh;
+pub mod reservation;
 pub mod sched;
 pub mod timer;
 pub mod vcpu;
