@@ -104,6 +104,21 @@ pub fn run(_boot: &BootInfo, options: &Options) -> ! {
         "ipi" => verdict(ipi_test()),
         "ap-panic" => ap_panic_test(),
         "guests" => verdict(run_guests(_boot)),
+        "domains" => {
+            let free_before = crate::memory::free_bytes();
+            let created = crate::vmm::boot_domains::start(_boot);
+            let free_after = crate::memory::free_bytes();
+            console_print!(
+                "selftest: {created} domain(s) created; free memory {} KiB before, {} KiB after\n",
+                free_before / 1024,
+                free_after / 1024
+            );
+            verdict(if free_before == free_after {
+                ExitCode::Success
+            } else {
+                ExitCode::Failure
+            })
+        }
         "vmm-smoke" => match crate::vmm::smoke::run() {
             Ok(summary) => {
                 console_print!("selftest: vmm-smoke: {summary}\n");

@@ -151,12 +151,8 @@ fn run(boot: &BootInfo, options: &Options) -> ! {
 
 #[cfg(not(feature = "selftest"))]
 fn run(boot: &BootInfo, _options: &Options) -> ! {
-    // Boot modules that are PVH kernels become domains, run one after another on the
-    // boot CPU until the scheduler runs them side by side; anything else is reported
-    // and skipped.
-    for (index, module) in boot.modules.iter().enumerate() {
-        let _ = crate::vmm::run_module_as_domain(index as u16 + 1, module);
-    }
+    // Boot-time domains: from configuration modules, or every PVH kernel module.
+    let _ = crate::vmm::boot_domains::start(boot);
     info!("no more domains to run: idle");
     let cpu = crate::percpu::current();
     loop {

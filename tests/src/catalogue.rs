@@ -13,11 +13,16 @@ pub struct ModuleSpec {
     pub size: usize,
     /// Module arguments; the module's command line must contain them.
     pub args: &'static str,
+    /// Fixed contents (a configuration file); `None`: a byte pattern of `size` bytes.
+    pub text: Option<&'static str>,
 }
 
 impl ModuleSpec {
     /// The module's contents: a pattern that differs per module and per offset.
     pub fn bytes(&self) -> Vec<u8> {
+        if let Some(text) = self.text {
+            return text.as_bytes().to_vec();
+        }
         let seed = self
             .name
             .bytes()
@@ -114,6 +119,11 @@ pub enum Check {
     /// A deliberate fault: the fatal report must match the `selftest: expect` line, and
     /// the kernel must halt (QEMU exit code 0x12).
     Fault,
+    /// `Test result: SUCCESS`, and every one of `lines` somewhere in the log.
+    Lines {
+        /// Substrings that must appear.
+        lines: &'static [&'static str],
+    },
     /// A bad boot: the log must contain `message` (case-insensitive) and the kernel must
     /// halt (QEMU exit code 0x12).
     BadBoot {
@@ -163,11 +173,51 @@ pub const BOOT_MODULES: &[ModuleSpec] = &[
         name: "mod-a.bin",
         size: 5000,
         args: "role=alpha",
+        text: None,
     },
     ModuleSpec {
         name: "mod-b.bin",
         size: 70000,
         args: "role=beta",
+        text: None,
+    },
+];
+
+/// Domain configurations for the `domains-config` test (docs/domain-config.md).
+const DOMAIN_CONFIGS: &[ModuleSpec] = &[
+    ModuleSpec {
+        name: "alpha.cfg",
+        size: 0,
+        args: "",
+        text: Some(
+            "# A small domain that runs the hello guest once.\nname = \"alpha\"\ntype = \"pvh\"\nkernel = \"hello\"\nmemory = 32\n",
+        ),
+    },
+    ModuleSpec {
+        name: "crashy.cfg",
+        size: 0,
+        args: "",
+        text: Some(
+            "name = \"crashy\"\nkernel = \"triple-fault\"\nmemory = 16\non_crash = \"restart\"\n",
+        ),
+    },
+    ModuleSpec {
+        name: "huge.cfg",
+        size: 0,
+        args: "",
+        text: Some("name = \"huge\"\nkernel = \"hello\"\nmemory = 100000\n"),
+    },
+    ModuleSpec {
+        name: "typo.cfg",
+        size: 0,
+        args: "",
+        text: Some("name = \"typo\"\nmemroy = 32\nkernel = \"hello\"\n"),
+    },
+    ModuleSpec {
+        name: "bigger.cfg",
+        size: 0,
+        args: "",
+        text: Some("name = \"bigger\"\nkernel = \"xen-cpuid\"\nmemory = 48\n"),
     },
 ];
 
@@ -428,6 +478,35 @@ const CATALOGUE: &[Test] = &[
         check: Check::Guests,
     },
     Test {
+        name: "domains-config",
+        about: "boot-time domains from xl.cfg modules: memory claimed per config, a domain larger than free memory refused with the numbers, a config error named by file, line and key, on_crash=restart stopped by the crash-loop limit, the others run",
+        cmdline: "loglvl=info selftest=domains",
+        modules: DOMAIN_CONFIGS,
+        guests: &[
+            passes("hello"),
+            crashes("triple-fault", "triple fault"),
+            passes("xen-cpuid"),
+        ],
+        runs: &[
+            on(Platform::QemuSvm, Boot::Kernel),
+            on(Platform::BochsVmx, Boot::Grub),
+        ],
+        mem_mib: 256,
+        check: Check::Lines {
+            lines: &[
+                "domain 1 (alpha): created on cpu 0: 32 MiB RAM",
+                "(d1) Test result: SUCCESS",
+                "domain 1 (alpha): shutdown, reason 0",
+                "domain 2 (crashy): restarting (on_crash = restart, 5 of 5)",
+                "domain 2 (crashy): restarted 5 times within 60 s: crash loop, destroying it",
+                "domain 3 (huge): not created: needs",
+                "typo.cfg:2: key 'memroy'",
+                "domain 5 (bigger): created on cpu 0: 48 MiB RAM",
+                "(d5) Test result: SUCCESS",
+            ],
+        },
+    },
+    Test {
         name: "guest-triple-fault",
         about: "a triple-faulting guest is crashed alone and reported; the next guest runs and passes",
         cmdline: "loglvl=info selftest=guests",
@@ -555,6 +634,7 @@ impl Case {
             Check::SelfTest { online } => self.check_selftest(o, online),
             Check::ApPanic => check_ap_panic(o),
             Check::Guests => self.check_guests(o),
+            Check::Lines { lines } => self.check_lines(o, lines),
         };
         match result {
             Ok(()) => Verdict::Pass,
@@ -583,6 +663,18 @@ impl Case {
         } else {
             Err(Verdict::Fail(problems.join("; ")))
         }
+    }
+
+    fn check_lines(&self, o: &Outcome, lines: &[&str]) -> Result<(), Verdict> {
+        let missing: Vec<String> = lines
+            .iter()
+            .filter(|l| !o.serial.contains(*l))
+            .map(|l| format!("no line containing {l:?}"))
+            .collect();
+        if !missing.is_empty() {
+            return Err(Verdict::Fail(missing.join("; ")));
+        }
+        self.check_selftest(o, Online::All)
     }
 
     fn check_guests(&self, o: &Outcome) -> Result<(), Verdict> {

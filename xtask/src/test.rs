@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
-use ferrovisor_tests::catalogue::BOOT_MODULES;
+use ferrovisor_tests::ModuleSpec;
 use ferrovisor_tests::verdict::summary;
 use ferrovisor_tests::{Boot, Case, Emulator, Platform, Verdict, cases};
 
@@ -210,7 +210,14 @@ pub fn test(opts: Options) -> Result<i32, String> {
                 image::build_captured(true).map_err(|(why, out)| ("build-selftest", why, out))
             })
             .and_then(|elf| {
-                let mut modules = image::generated_modules(BOOT_MODULES)
+                // Every plain module any selected test passes, each generated once.
+                let mut specs: Vec<ModuleSpec> = Vec::new();
+                for spec in selected.iter().flat_map(|c| c.test.modules.iter()) {
+                    if !specs.iter().any(|s| s.name == spec.name) {
+                        specs.push(*spec);
+                    }
+                }
+                let mut modules = image::generated_modules(&specs)
                     .map_err(|e| ("build-selftest", e, String::new()))?;
                 let mut guests: Vec<&str> = selected
                     .iter()

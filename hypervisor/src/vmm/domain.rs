@@ -16,55 +16,139 @@ use super::exits::{self, Outcome};
 use super::{HostTables, VcpuBackend, VcpuConfig, Vendor};
 use crate::memory::{alloc_zeroed, free, phys_to_virt};
 
-/// A domain's RAM: one naturally aligned block, guest-physical `[0, size)`.
-pub struct GuestRam {
+/// Most RAM blocks a domain is built from.
+const MAX_RAM_BLOCKS: usize = 64;
+
+/// One naturally aligned block of a domain's RAM.
+#[derive(Clone, Copy, Debug, Default)]
+struct RamBlock {
+    gpa: u64,
     hpa: u64,
     order: u8,
 }
 
-impl GuestRam {
-    /// Bytes of guest RAM.
-    pub fn size(&self) -> u64 {
+impl RamBlock {
+    fn size(&self) -> u64 {
         4096 << self.order
     }
+}
 
-    fn host_range(&self, gpa: u64, len: usize) -> Result<u64, GuestMemoryError> {
+/// A domain's RAM, guest-physical `[0, size)`: naturally aligned blocks from the frame
+/// allocator, largest first, so each block's guest-physical address is aligned to its
+/// size and nested paging maps it with the largest pages. Taken whole and zeroed at
+/// creation; returned whole when dropped.
+pub struct GuestRam {
+    blocks: [RamBlock; MAX_RAM_BLOCKS],
+    count: usize,
+    size: u64,
+}
+
+impl GuestRam {
+    /// Allocates `size` bytes (a multiple of 4 KiB), zeroed; `None` if the frames or
+    /// the block table run out (nothing is kept then).
+    pub fn allocate(size: u64) -> Option<Self> {
+        let mut ram = Self {
+            blocks: [RamBlock::default(); MAX_RAM_BLOCKS],
+            count: 0,
+            size: 0,
+        };
+        while ram.size < size {
+            let left_pages = (size - ram.size) / 4096;
+            let largest = (63 - left_pages.leading_zeros()).min(18) as u8;
+            let block = (0..=largest)
+                .rev()
+                .find_map(|order| alloc_zeroed(order).map(|hpa| (hpa, order)));
+            let (Some((hpa, order)), true) = (block, ram.count < MAX_RAM_BLOCKS) else {
+                if let Some((hpa, order)) = block {
+                    free(hpa, order);
+                }
+                return None; // `ram` drops and frees what it holds
+            };
+            ram.blocks[ram.count] = RamBlock {
+                gpa: ram.size,
+                hpa,
+                order,
+            };
+            ram.count += 1;
+            ram.size += 4096 << order;
+        }
+        Some(ram)
+    }
+
+    /// Bytes of guest RAM.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn blocks(&self) -> &[RamBlock] {
+        &self.blocks[..self.count]
+    }
+
+    /// Calls `f(host virtual address, offset in buf, length)` for each block piece of
+    /// `[gpa, gpa + len)`, after checking the whole range is RAM.
+    fn pieces(
+        &self,
+        gpa: u64,
+        len: usize,
+        mut f: impl FnMut(u64, usize, usize),
+    ) -> Result<(), GuestMemoryError> {
         let end = gpa
             .checked_add(len as u64)
             .ok_or(GuestMemoryError::Overflow {
                 gpa,
                 len: len as u64,
             })?;
-        if end > self.size() {
+        if end > self.size {
             return Err(GuestMemoryError::NotRam {
-                gpa: gpa.max(self.size()),
+                gpa: gpa.max(self.size),
             });
         }
-        Ok(phys_to_virt(self.hpa + gpa))
+        let mut at = gpa;
+        for block in self.blocks() {
+            let block_end = block.gpa + block.size();
+            if at >= end {
+                break;
+            }
+            if at < block.gpa || at >= block_end {
+                continue;
+            }
+            let piece = (end.min(block_end) - at) as usize;
+            f(
+                phys_to_virt(block.hpa + (at - block.gpa)),
+                (at - gpa) as usize,
+                piece,
+            );
+            at += piece as u64;
+        }
+        Ok(())
     }
 }
 
 impl GuestMemory for GuestRam {
     fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), GuestMemoryError> {
-        let source = self.host_range(gpa, buf.len())?;
-        // SAFETY: the range lies inside this domain's RAM block (checked above), which
-        // the domain owns and the direct map covers; a racing guest write can only
-        // change the bytes copied, never their bounds.
-        unsafe { core::ptr::copy_nonoverlapping(source as *const u8, buf.as_mut_ptr(), buf.len()) };
-        Ok(())
+        let target = buf.as_mut_ptr();
+        self.pieces(gpa, buf.len(), |source, offset, len| {
+            // SAFETY: `pieces` checked the range lies inside this domain's RAM blocks,
+            // which the domain owns and the direct map covers, and that `offset + len`
+            // lies inside `buf`; a racing guest write can only change the bytes copied.
+            unsafe { core::ptr::copy_nonoverlapping(source as *const u8, target.add(offset), len) };
+        })
     }
 
     fn write(&mut self, gpa: u64, buf: &[u8]) -> Result<(), GuestMemoryError> {
-        let target = self.host_range(gpa, buf.len())?;
-        // SAFETY: as in `read`.
-        unsafe { core::ptr::copy_nonoverlapping(buf.as_ptr(), target as *mut u8, buf.len()) };
-        Ok(())
+        let source = buf.as_ptr();
+        self.pieces(gpa, buf.len(), |target, offset, len| {
+            // SAFETY: as in `read`, with the copy going the other way.
+            unsafe { core::ptr::copy_nonoverlapping(source.add(offset), target as *mut u8, len) };
+        })
     }
 }
 
 impl Drop for GuestRam {
     fn drop(&mut self) {
-        free(self.hpa, self.order);
+        for block in self.blocks() {
+            free(block.hpa, block.order);
+        }
     }
 }
 
@@ -131,8 +215,38 @@ impl Drop for Domain {
     }
 }
 
-/// Guest RAM for a test domain: 16 MiB.
-const RAM_ORDER: u8 = 12;
+/// Guest RAM when nothing says otherwise (test guests without a configuration).
+pub const DEFAULT_RAM: u64 = 16 << 20;
+/// The least RAM a domain may have: its image, start-info page and stack must fit.
+const MIN_RAM: u64 = 1 << 20;
+
+/// Maps every RAM block into a new nested address space (each block with the largest
+/// pages its alignment allows). On failure the tables built so far are freed.
+fn map_ram<F: ferrovisor::nested_paging::EntryFormat>(
+    format: F,
+    ram: &GuestRam,
+) -> Result<AddressSpace<F>, BuildError> {
+    let mut tables = HostTables;
+    let oom = BuildError::OutOfMemory { bytes: 4096 };
+    let mut space = AddressSpace::new(format, &mut tables).map_err(|_| oom)?;
+    for block in ram.blocks() {
+        if space
+            .map(
+                &mut tables,
+                block.gpa,
+                block.hpa,
+                block.size(),
+                Access::RWX,
+                MemoryType::WriteBack,
+            )
+            .is_err()
+        {
+            space.destroy(&mut tables);
+            return Err(BuildError::OutOfMemory { bytes: 4096 });
+        }
+    }
+    Ok(space)
+}
 
 /// Why a domain could not be built.
 #[derive(Debug)]
@@ -162,16 +276,21 @@ impl Domain {
         image: &[u8],
         cmdline: &str,
         vendor: Vendor,
+        memory_bytes: u64,
     ) -> Result<(Domain, VcpuConfig, MappingCounts), BuildError> {
-        let order = RAM_ORDER;
-        let hpa = alloc_zeroed(order).ok_or(BuildError::OutOfMemory {
-            bytes: 4096 << order,
+        if memory_bytes < MIN_RAM || memory_bytes % 4096 != 0 {
+            return Err(BuildError::StartInfo(
+                "memory must be a multiple of 4 KiB and at least 1 MiB",
+            ));
+        }
+        let ram = GuestRam::allocate(memory_bytes).ok_or(BuildError::OutOfMemory {
+            bytes: memory_bytes,
         })?;
         let name = ferrovisor_boot::BoundedStr::from_str_truncating(name);
         let mut domain = Domain {
             id,
             name,
-            ram: GuestRam { hpa, order },
+            ram,
             space: None,
             console: GuestConsole {
                 id,
@@ -203,37 +322,13 @@ impl Domain {
             .map_err(|_| BuildError::StartInfo("does not fit"))?;
 
         let gib = ferrovisor_arch::cpu::has_1gib_pages();
-        let mut tables = HostTables;
-        let oom = BuildError::OutOfMemory { bytes: 4096 };
         let (root, counts, space) = match vendor {
             Vendor::Vmx => {
-                let mut space =
-                    AddressSpace::new(Ept { gib_pages: gib }, &mut tables).map_err(|_| oom)?;
-                space
-                    .map(
-                        &mut tables,
-                        0,
-                        hpa,
-                        size,
-                        Access::RWX,
-                        MemoryType::WriteBack,
-                    )
-                    .map_err(|_| BuildError::OutOfMemory { bytes: 4096 })?;
+                let space = map_ram(Ept { gib_pages: gib }, &domain.ram)?;
                 (space.root(), space.counts(), NestedSpace::Ept(space))
             }
             Vendor::Svm => {
-                let mut space =
-                    AddressSpace::new(Npt { gib_pages: gib }, &mut tables).map_err(|_| oom)?;
-                space
-                    .map(
-                        &mut tables,
-                        0,
-                        hpa,
-                        size,
-                        Access::RWX,
-                        MemoryType::WriteBack,
-                    )
-                    .map_err(|_| BuildError::OutOfMemory { bytes: 4096 })?;
+                let space = map_ram(Npt { gib_pages: gib }, &domain.ram)?;
                 (space.root(), space.counts(), NestedSpace::Npt(space))
             }
         };

@@ -30,6 +30,7 @@ macro_rules! rsb_fill {
     };
 }
 
+pub mod boot_domains;
 pub mod domain;
 mod exits;
 #[cfg(feature = "selftest")]
@@ -171,9 +172,21 @@ pub fn this_cpu() -> Option<&'static VirtCpu> {
 /// path boot-time domains take until the scheduler runs them side by side.
 /// Returns how it ended, or `None` when it could not be created (reason logged).
 pub fn run_module_as_domain(id: u16, module: &ferrovisor_boot::Module) -> Option<domain::Ending> {
-    // The module's first word is its file name, as GRUB and QEMU pass it, possibly
-    // with a path: the domain is named after the file.
     let name = module.name().rsplit('/').next().unwrap_or("");
+    run_domain(id, name, module, module.args(), domain::DEFAULT_RAM)
+}
+
+/// Builds domain `id` named `name` from the PVH kernel in `kernel` with `memory_bytes`
+/// of RAM and command line `cmdline`, runs it to its end on the calling CPU, and
+/// destroys it. `None` when it could not be created (reason logged).
+pub fn run_domain(
+    id: u16,
+    name: &str,
+    kernel: &ferrovisor_boot::Module,
+    cmdline: &str,
+    memory_bytes: u64,
+) -> Option<domain::Ending> {
+    let module = kernel;
     let vendor = match Vendor::detect() {
         Ok(vendor) => vendor,
         Err(why) => {
@@ -190,7 +203,7 @@ pub fn run_module_as_domain(id: u16, module: &ferrovisor_boot::Module) -> Option
         )
     };
     let (mut domain, config, counts) =
-        match domain::Domain::build(id, name, image, module.args(), vendor) {
+        match domain::Domain::build(id, name, image, cmdline, vendor, memory_bytes) {
             Ok(built) => built,
             Err(e) => {
                 log::warn!("domain {id} ({name}): not created: {e}");
