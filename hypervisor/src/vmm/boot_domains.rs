@@ -138,10 +138,7 @@ fn run_configured(
         .unwrap_or("");
     let mut restarts: u32 = 0;
     let mut window_start = crate::time::now_ns();
-    loop {
-        let Some(ending) = super::run_domain(id, name, kernel, cmdline, memory) else {
-            break;
-        };
+    while let Some(ending) = super::run_domain(id, name, kernel, cmdline, memory) {
         let (why, action) = match ending {
             Ending::Shutdown(0) => ("poweroff", config.on_poweroff),
             Ending::Shutdown(1) => ("reboot", config.on_reboot),

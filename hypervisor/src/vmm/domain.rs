@@ -131,7 +131,13 @@ impl GuestMemory for GuestRam {
             // SAFETY: `pieces` checked the range lies inside this domain's RAM blocks,
             // which the domain owns and the direct map covers, and that `offset + len`
             // lies inside `buf`; a racing guest write can only change the bytes copied.
-            unsafe { core::ptr::copy_nonoverlapping(source as *const u8, target.add(offset), len) };
+            unsafe {
+                core::ptr::copy_nonoverlapping(
+                    source as *const u8,
+                    target.wrapping_add(offset),
+                    len,
+                )
+            };
         })
     }
 
@@ -139,7 +145,9 @@ impl GuestMemory for GuestRam {
         let source = buf.as_ptr();
         self.pieces(gpa, buf.len(), |target, offset, len| {
             // SAFETY: as in `read`, with the copy going the other way.
-            unsafe { core::ptr::copy_nonoverlapping(source.add(offset), target as *mut u8, len) };
+            unsafe {
+                core::ptr::copy_nonoverlapping(source.wrapping_add(offset), target as *mut u8, len)
+            };
         })
     }
 }
