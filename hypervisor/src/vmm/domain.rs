@@ -286,7 +286,7 @@ impl Domain {
         vendor: Vendor,
         memory_bytes: u64,
     ) -> Result<(Domain, VcpuConfig, MappingCounts), BuildError> {
-        if memory_bytes < MIN_RAM || memory_bytes % 4096 != 0 {
+        if memory_bytes < MIN_RAM || !memory_bytes.is_multiple_of(4096) {
             return Err(BuildError::StartInfo(
                 "memory must be a multiple of 4 KiB and at least 1 MiB",
             ));
