@@ -507,6 +507,45 @@ const CATALOGUE: &[Test] = &[
         },
     },
     Test {
+        name: "domains-isolation",
+        about: "a guest fills its RAM with a pattern; the next domain, built from the same frames, reads only zeros",
+        cmdline: "loglvl=info selftest=guests",
+        modules: &[],
+        guests: &[passes("memory"), passes("zeros")],
+        runs: &[
+            on(Platform::QemuSvm, Boot::Kernel),
+            on(Platform::BochsSvm, Boot::Grub),
+            on(Platform::BochsVmx, Boot::Grub),
+        ],
+        mem_mib: 256,
+        check: Check::Guests,
+    },
+    Test {
+        name: "domains-large",
+        about: "a 1 GiB domain is mapped with a 1 GiB nested page",
+        cmdline: "loglvl=info selftest=domains",
+        modules: &[ModuleSpec {
+            name: "large.cfg",
+            size: 0,
+            args: "",
+            text: Some("name = \"large\"\nkernel = \"hello\"\nmemory = 1024\n"),
+        }],
+        guests: &[passes("hello")],
+        // Not on Bochs: it emulates at most 2 GiB, whose top firmware reserves, so it never
+        // has a free aligned GiB.
+        runs: &[on(Platform::QemuSvm, Boot::Kernel)],
+        // 3 GiB: on QEMU's pc machine with 2 GiB, firmware reserves the top of RAM, so
+        // no aligned GiB would be free for the domain.
+        mem_mib: 3072,
+        check: Check::Lines {
+            lines: &[
+                "domain 1 (large): created on cpu 0: 1024 MiB RAM, entry 0x100000; nested paging 1 x 1 GiB, 0 x 2 MiB, 0 x 4 KiB, 2 table pages",
+                "(d1) Test result: SUCCESS",
+                "domain 1 (large): shutdown, reason 0",
+            ],
+        },
+    },
+    Test {
         name: "guest-triple-fault",
         about: "a triple-faulting guest is crashed alone and reported; the next guest runs and passes",
         cmdline: "loglvl=info selftest=guests",
