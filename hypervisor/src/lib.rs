@@ -12,6 +12,8 @@ pub mod nested_paging;
 pub mod pvh;
 pub mod reservation;
 pub mod sched;
+#[cfg(test)]
+mod test_rng;
 pub mod timer;
 pub mod vcpu;
 pub mod xen;

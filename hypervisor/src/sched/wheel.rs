@@ -311,16 +311,7 @@ mod tests {
 
     use super::*;
 
-    /// xorshift64*: deterministic pseudo-random numbers for the tests.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-    }
+    use crate::test_rng::Rng;
 
     const N: usize = 512;
 

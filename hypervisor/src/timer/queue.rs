@@ -427,25 +427,7 @@ mod tests {
         assert!(format!("{:?}", *q).contains("capacity: 32"));
     }
 
-    /// xorshift64*, seeded; enough randomness for a model test and no crate needed.
-    struct Rng(u64);
-
-    impl Rng {
-        fn new(seed: u64) -> Self {
-            Self(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
-        }
-
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
+    use crate::test_rng::Rng;
 
     /// A pending timer in the reference model.
     #[derive(Clone, Copy, Debug)]
@@ -459,7 +441,7 @@ mod tests {
     /// Runs `ops` random operations on a queue and on a sorted `Vec` model and compares every
     /// observable result.
     fn model_test<const N: usize>(seed: u64, ops: usize) {
-        let mut rng = Rng::new(seed);
+        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
         let mut q = TimerQueue::<N>::new();
         // Kept sorted by (deadline, insertion order): the reference for what fires next.
         let mut model: Vec<ModelTimer> = Vec::new();

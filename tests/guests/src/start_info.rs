@@ -66,6 +66,25 @@ impl StartInfo {
         Self::parse(bytes)
     }
 
+    /// The guest's free RAM `[start, end)`: from the end of its image (page-aligned) to
+    /// the end of the first RAM entry of the memory map (the start-info page and
+    /// beyond are reserved), capped at the identity-mapped first GiB. `None` without a
+    /// memory map.
+    #[cfg(target_os = "none")]
+    pub fn free_ram(&self) -> Option<(u64, u64)> {
+        if self.memmap_entries == 0 || self.memmap_paddr == 0 || self.memmap_paddr >= 1 << 30 {
+            return None;
+        }
+        // SAFETY: the memory map lies in identity-mapped guest RAM (start-info page).
+        let entry = unsafe { core::slice::from_raw_parts(self.memmap_paddr as *const u8, 24) };
+        let size = u64::from_le_bytes(entry[8..16].try_into().unwrap_or([0; 8]));
+        unsafe extern "C" {
+            static __guest_end: u8;
+        }
+        let start = ((&raw const __guest_end) as u64).div_ceil(4096) * 4096;
+        Some((start, size.min(1 << 30)))
+    }
+
     /// The command line, if any (identity-mapped, NUL-terminated, at most 1 KiB).
     #[cfg(target_os = "none")]
     pub fn cmdline(&self) -> &'static str {

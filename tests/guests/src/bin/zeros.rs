@@ -8,17 +8,10 @@ use ferrovisor_test_guests::{Verdict, guest_test};
 
 #[cfg(target_os = "none")]
 fn test(info: &StartInfo) -> Verdict {
-    if info.memmap_entries == 0 {
+    let Some((start, end)) = info.free_ram() else {
+        ferrovisor_test_guests::println!("no memory map");
         return Verdict::Error;
-    }
-    // SAFETY: the memory map lies in identity-mapped guest RAM (start-info page).
-    let entry = unsafe { core::slice::from_raw_parts(info.memmap_paddr as *const u8, 24) };
-    let size = u64::from_le_bytes(entry[8..16].try_into().unwrap_or([0; 8]));
-    unsafe extern "C" {
-        static __guest_end: u8;
-    }
-    let start = ((&raw const __guest_end) as u64).div_ceil(4096) * 4096;
-    let end = size.min(1 << 30);
+    };
     let mut dirty = 0u64;
     let mut first = 0;
     let mut address = start;
