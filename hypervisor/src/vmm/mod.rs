@@ -244,3 +244,36 @@ pub fn run_domain(
     log::info!("domain {id} ({name}): destroyed");
     Some(ending)
 }
+
+/// Builds a domain from `kernel` with `memory_bytes` of RAM and its vCPU, then destroys
+/// both without running them (the churn test). Returns whether it was created.
+#[cfg(feature = "selftest")]
+pub fn create_and_destroy(
+    id: u16,
+    name: &str,
+    kernel: &ferrovisor_boot::Module,
+    memory_bytes: u64,
+) -> bool {
+    let Ok(vendor) = Vendor::detect() else {
+        return false;
+    };
+    // SAFETY: boot modules are RAM the frame allocator never hands out (they are
+    // reserved), covered by the direct map, and nothing writes them.
+    let image = unsafe {
+        core::slice::from_raw_parts(
+            phys_to_virt(kernel.start) as *const u8,
+            kernel.len() as usize,
+        )
+    };
+    let Ok((domain, config, _)) = domain::Domain::build(id, name, image, "", vendor, memory_bytes)
+    else {
+        return false;
+    };
+    let created = match this_cpu() {
+        Some(VirtCpu::Svm(cpu)) => svm::SvmVcpu::new(cpu, &config).is_ok(),
+        Some(VirtCpu::Vmx(cpu)) => vmx::VmxVcpu::new(cpu, &config).is_ok(),
+        None => false,
+    };
+    drop(domain);
+    created
+}

@@ -2,6 +2,7 @@
 //! lines on stdout. With no NAME, every bench runs. A bench that misses one of its targets
 //! says which on stderr and makes the command exit with status 1.
 
+mod domains;
 mod exits;
 mod sched;
 mod sim;
@@ -16,6 +17,10 @@ const BENCHES: &[Bench] = &[
     Bench {
         name: "exits",
         run: exits::run,
+    },
+    Bench {
+        name: "domains",
+        run: domains::run,
     },
     Bench {
         name: "sched",
