@@ -1,5 +1,6 @@
 //! `hvm_start_info` version 1 and what it points at, laid out in one 4 KiB page the
-//! domain builder copies into guest memory (layouts: Xen
+//! domain builder copies into guest memory. The structures are the typed, asserted ones in
+//! `crate::xen::start_info` (Xen
 //! `xen/include/public/arch-x86/hvm/start_info.h`).
 //!
 //! Page layout: 0x000 `hvm_start_info` (56 bytes); 0x040 the memory map (up to 8
@@ -7,17 +8,21 @@
 //! `hvm_modlist_entry`, 32 bytes each); 0x200 the command line, NUL-terminated
 //! (up to 3583 bytes).
 
-/// `XEN_HVM_START_MAGIC_VALUE`.
-const START_MAGIC: u32 = 0x336e_c578;
+use crate::guest_memory::GuestAbi;
+use crate::xen::start_info::{
+    HVM_START_INFO_VERSION, HvmMemmapTableEntry, HvmModlistEntry, HvmStartInfo,
+    XEN_HVM_START_MAGIC_VALUE, memmap_type,
+};
+
 /// `XEN_HVM_MEMMAP_TYPE_RAM` / `_RESERVED` (the E820 numbering).
-pub const E820_RAM: u32 = 1;
-pub const E820_RESERVED: u32 = 2;
+pub const E820_RAM: u32 = memmap_type::RAM;
+pub const E820_RESERVED: u32 = memmap_type::RESERVED;
 
 const MEMMAP_OFFSET: usize = 0x40;
-const MEMMAP_ENTRY: usize = 24;
+const MEMMAP_ENTRY: usize = core::mem::size_of::<HvmMemmapTableEntry>();
 const MAX_MEMMAP: usize = 8;
 const MODLIST_OFFSET: usize = 0x100;
-const MODLIST_ENTRY: usize = 32;
+const MODLIST_ENTRY: usize = core::mem::size_of::<HvmModlistEntry>();
 const MAX_MODULES: usize = 4;
 const CMDLINE_OFFSET: usize = 0x200;
 const PAGE: usize = 4096;
@@ -45,12 +50,11 @@ pub struct StartInfoLayout {
     pub gpa: u64,
 }
 
-fn put_u32(page: &mut [u8], offset: usize, value: u32) {
-    page[offset..offset + 4].copy_from_slice(&value.to_le_bytes());
-}
-
-fn put_u64(page: &mut [u8], offset: usize, value: u64) {
-    page[offset..offset + 8].copy_from_slice(&value.to_le_bytes());
+/// Copies `value`'s ABI encoding into `page` at `offset`.
+fn put<T: GuestAbi>(page: &mut [u8], offset: usize, value: &T) {
+    let bytes = value.to_bytes();
+    let bytes = bytes.as_ref();
+    page[offset..offset + bytes.len()].copy_from_slice(bytes);
 }
 
 /// Builds the start-info page. Errors name what does not fit.
@@ -77,37 +81,45 @@ pub fn build_start_info(request: &StartInfoRequest<'_>) -> Result<StartInfoLayou
     ];
     let entries: usize = map.iter().filter(|m| m.1 > 0).count();
     debug_assert!(entries <= MAX_MEMMAP);
-    for (i, (addr, size, kind)) in map.iter().filter(|m| m.1 > 0).enumerate() {
-        let at = MEMMAP_OFFSET + i * MEMMAP_ENTRY;
-        put_u64(&mut page, at, *addr);
-        put_u64(&mut page, at + 8, *size);
-        put_u32(&mut page, at + 16, *kind);
+    for (i, &(addr, size, type_)) in map.iter().filter(|m| m.1 > 0).enumerate() {
+        let entry = HvmMemmapTableEntry {
+            addr,
+            size,
+            type_,
+            reserved: 0,
+        };
+        put(&mut page, MEMMAP_OFFSET + i * MEMMAP_ENTRY, &entry);
     }
-    for (i, (gpa, size)) in request.modules.iter().enumerate() {
-        let at = MODLIST_OFFSET + i * MODLIST_ENTRY;
-        put_u64(&mut page, at, *gpa);
-        put_u64(&mut page, at + 8, *size);
+    for (i, &(paddr, size)) in request.modules.iter().enumerate() {
+        let entry = HvmModlistEntry {
+            paddr,
+            size,
+            cmdline_paddr: 0,
+            reserved: 0,
+        };
+        put(&mut page, MODLIST_OFFSET + i * MODLIST_ENTRY, &entry);
     }
     page[CMDLINE_OFFSET..CMDLINE_OFFSET + request.cmdline.len()]
         .copy_from_slice(request.cmdline.as_bytes());
-
-    put_u32(&mut page, 0, START_MAGIC);
-    put_u32(&mut page, 4, 1); // version 1: has the memory map
-    put_u32(&mut page, 8, 0); // flags
-    put_u32(&mut page, 12, request.modules.len() as u32);
-    put_u64(
-        &mut page,
-        16,
-        if request.modules.is_empty() {
+    let info = HvmStartInfo {
+        magic: XEN_HVM_START_MAGIC_VALUE,
+        // Version 1 carries the memory map.
+        version: HVM_START_INFO_VERSION,
+        flags: 0,
+        nr_modules: request.modules.len() as u32,
+        modlist_paddr: if request.modules.is_empty() {
             0
         } else {
             base + MODLIST_OFFSET as u64
         },
-    );
-    put_u64(&mut page, 24, base + CMDLINE_OFFSET as u64);
-    put_u64(&mut page, 32, 0); // no ACPI tables for PVH test guests yet
-    put_u64(&mut page, 40, base + MEMMAP_OFFSET as u64);
-    put_u32(&mut page, 48, entries as u32);
+        cmdline_paddr: base + CMDLINE_OFFSET as u64,
+        // No ACPI tables for PVH guests yet.
+        rsdp_paddr: 0,
+        memmap_paddr: base + MEMMAP_OFFSET as u64,
+        memmap_entries: entries as u32,
+        reserved: 0,
+    };
+    put(&mut page, 0, &info);
     Ok(StartInfoLayout { page, gpa: base })
 }
 
