@@ -15,7 +15,7 @@
 
 use crate::info::{BootError, BootInfo, BootProtocol, MemoryKind, MemoryRegion, Module};
 use crate::memory_map::{self, RawMap};
-use crate::phys::{PhysMemory, le_u32, le_u64, read, read_cstr, to_bounded};
+use crate::phys::{PhysMemory, cstr, le_u32, le_u64, read, to_bounded};
 
 const FLAG_CMDLINE: u32 = 1 << 2;
 const FLAG_MODS: u32 = 1 << 3;
@@ -106,22 +106,6 @@ pub(crate) fn parse<M: PhysMemory + ?Sized>(
     // Multiboot1 has no ACPI pointer; the ACPI code scans the BIOS areas.
     info.rsdp = None;
     Ok(())
-}
-
-/// Reads a C string and records it as a boot structure. A null pointer means
-/// "no string": no loader puts a string at physical address 0.
-fn cstr<'m, M: PhysMemory + ?Sized>(
-    mem: &'m M,
-    info: &mut BootInfo,
-    what: &'static str,
-    paddr: u64,
-) -> Result<Option<&'m [u8]>, BootError> {
-    if paddr == 0 {
-        return Ok(None);
-    }
-    let s = read_cstr(mem, what, paddr)?;
-    info.add_structure(paddr, s.len() as u64 + 1)?;
-    Ok(Some(s))
 }
 
 /// Walks the memory map buffer (§3.3): each entry starts with a `size`

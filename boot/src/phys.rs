@@ -1,7 +1,7 @@
 //! Bounds-checked reads of boot-loader memory.
 
 use crate::bounded::BoundedStr;
-use crate::info::BootError;
+use crate::info::{BootError, BootInfo};
 
 /// How the parsers read boot-loader memory by physical address.
 ///
@@ -117,6 +117,22 @@ pub(crate) fn to_bounded<const N: usize>(what: &str, bytes: &[u8]) -> BoundedStr
         log::warn!("boot: {what} truncated to {N} bytes");
     }
     s
+}
+
+/// Reads an optional C string at `paddr` (0 means "no string": no loader puts one at
+/// physical address 0) and records the bytes it occupies as a boot structure.
+pub(crate) fn cstr<'m, M: PhysMemory + ?Sized>(
+    mem: &'m M,
+    info: &mut BootInfo,
+    what: &'static str,
+    paddr: u64,
+) -> Result<Option<&'m [u8]>, BootError> {
+    if paddr == 0 {
+        return Ok(None);
+    }
+    let s = read_cstr(mem, what, paddr)?;
+    info.add_structure(paddr, s.len() as u64 + 1)?;
+    Ok(Some(s))
 }
 
 #[cfg(test)]

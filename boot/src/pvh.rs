@@ -13,7 +13,7 @@ use crate::info::{
     Module,
 };
 use crate::memory_map::{self, RawMap};
-use crate::phys::{PhysMemory, le_u32, le_u64, read, read_cstr, to_bounded};
+use crate::phys::{PhysMemory, cstr, le_u32, le_u64, read, to_bounded};
 
 /// `hvm_start_info` (`start_info.h`). Fields from `memmap_paddr` on exist
 /// only if `version >= 1`.
@@ -188,21 +188,6 @@ pub(crate) fn parse<M: PhysMemory + ?Sized>(
         }
     }
     Ok(())
-}
-
-/// Reads an optional C string (address 0 means none) and records it.
-fn cstr<'m, M: PhysMemory + ?Sized>(
-    mem: &'m M,
-    info: &mut BootInfo,
-    what: &'static str,
-    paddr: u64,
-) -> Result<Option<&'m [u8]>, BootError> {
-    if paddr == 0 {
-        return Ok(None);
-    }
-    let s = read_cstr(mem, what, paddr)?;
-    info.add_structure(paddr, s.len() as u64 + 1)?;
-    Ok(Some(s))
 }
 
 #[cfg(test)]
