@@ -130,6 +130,8 @@ pub struct VcpuCpuidContext {
     pub xcr0: u64,
     /// IA32_APIC_BASE.EN: the local APIC is enabled.
     pub apic_enabled: bool,
+    /// The guest TSC frequency in kHz (Xen leaf 0x40000003), 0 if unknown.
+    pub tsc_khz: u32,
     /// EFER.LMA: long mode active.
     pub long_mode: bool,
 }
@@ -186,7 +188,7 @@ pub fn guest_cpuid(
         0..XEN_CPUID_FIRST_LEAF => q.basic(leaf),
         // Intel reserves 0x40000000-0x4FFFFFFF for hypervisors, AMD only up to
         // 0x400000FF; Xen's own leaves are the first 0x100.
-        0x4000_0000..=0x4000_00FF => xen_leaf(leaf, subleaf, vcpu.vcpu_id).unwrap_or(EMPTY),
+        0x4000_0000..=0x4000_00FF => xen_leaf(leaf, subleaf, vcpu.vcpu_id, vcpu.tsc_khz).unwrap_or(EMPTY),
         0x8000_0000..=0x8000_FFFF => q.extended(leaf),
         _ => EMPTY,
     }

@@ -91,6 +91,7 @@ fn ctx(vcpu_id: u32) -> VcpuCpuidContext {
         cr4_pke: false,
         xcr0: 0x3,
         apic_enabled: true,
+        tsc_khz: 0,
         long_mode: true,
     }
 }

@@ -6,11 +6,13 @@
 //! argument: numbers, sub-ops, sizes and pointers are all checked, and every failure is
 //! the errno Xen would return.
 
+use crate::vcpu::VcpuInitState;
 use crate::xen::XenErrno;
 use crate::xen::features::HVM_DOMU_FEATURES;
 use crate::xen::hypercall::{
     ConsoleIoOp, Hypercall, SchedOp, ShutdownReason, XenVersionOp, xen_version_word,
 };
+use crate::xen::vcpu_op::{VCPU_HVM_CONTEXT_SIZE, VcpuOp, parse_hvm_context};
 
 /// Longest console write taken in one call; longer ones are refused with -EINVAL so a
 /// guest cannot make the hypervisor copy unbounded data with interrupts held off.
@@ -28,11 +30,35 @@ pub trait GuestAccess {
     fn copy_to_guest(&mut self, gva: u64, buf: &[u8]) -> Result<(), XenErrno>;
 }
 
+/// What hypercalls need of the calling domain beyond its memory: its console and its
+/// vCPUs. The kernel implements it over the real domain; tests over a model.
+pub trait DomainEnv {
+    /// Console output (`CONSOLEIO_write`), already copied in.
+    fn console_write(&mut self, bytes: &[u8]);
+    /// How many vCPUs the domain has (`max_vcpus`); ids are `0..count`.
+    fn vcpu_count(&self) -> u32;
+    /// Whether vCPU `vcpu` (< count) has been given its state (the first vCPU has).
+    fn vcpu_initialised(&self, vcpu: u32) -> bool;
+    /// Whether vCPU `vcpu` (< count) is up (runs, or may run).
+    fn vcpu_is_up(&self, vcpu: u32) -> bool;
+    /// Gives vCPU `vcpu` (< count, not initialised) its starting state. An error is
+    /// returned to the guest (e.g. EEXIST when another vCPU won a race to initialise it).
+    fn vcpu_initialise(&mut self, vcpu: u32, state: &VcpuInitState) -> Result<(), XenErrno>;
+    /// Brings initialised vCPU `vcpu` up (a no-op if it is up).
+    fn vcpu_up(&mut self, vcpu: u32) -> Result<(), XenErrno>;
+}
+
 /// What the caller does after a hypercall.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
     /// Put this in RAX and resume after the VMCALL/VMMCALL.
     Return(i64),
+    /// Return 0, and let the scheduler run someone else first if anyone is waiting
+    /// (`SCHEDOP_yield`).
+    Yield,
+    /// Return 0 and block the vCPU until an event is pending for it (`SCHEDOP_block`;
+    /// a spurious wake-up is allowed by the ABI).
+    Block,
     /// The domain asked to shut down for this reason (it does not resume).
     Shutdown(ShutdownReason),
 }
@@ -41,18 +67,19 @@ fn ret(result: Result<i64, XenErrno>) -> Outcome {
     Outcome::Return(result.unwrap_or_else(|e| e.as_return()))
 }
 
-/// Dispatches hypercall `number` with `args` (RDI, RSI, RDX, R10, R8); console output
-/// goes to `console`.
+/// Dispatches hypercall `number` with `args` (RDI, RSI, RDX, R10, R8) for a vCPU of
+/// the domain `env` describes.
 pub fn dispatch(
     number: u64,
     args: [u64; 5],
     guest: &mut impl GuestAccess,
-    console: &mut impl FnMut(&[u8]),
+    env: &mut impl DomainEnv,
 ) -> Outcome {
     match Hypercall::from_raw(number) {
         Some(Hypercall::XenVersion) => ret(xen_version(args, guest)),
-        Some(Hypercall::ConsoleIo) => ret(console_io(args, guest, console)),
+        Some(Hypercall::ConsoleIo) => ret(console_io(args, guest, env)),
         Some(Hypercall::SchedOp) => sched_op(args, guest),
+        Some(Hypercall::VcpuOp) => ret(vcpu_op(args, guest, env)),
         _ => ret(Err(XenErrno::ENOSYS)),
     }
 }
@@ -89,7 +116,7 @@ fn xen_version(args: [u64; 5], guest: &mut impl GuestAccess) -> Result<i64, XenE
 fn console_io(
     args: [u64; 5],
     guest: &mut impl GuestAccess,
-    console: &mut impl FnMut(&[u8]),
+    env: &mut impl DomainEnv,
 ) -> Result<i64, XenErrno> {
     match ConsoleIoOp::from_raw(sub_op(args[0])) {
         Some(ConsoleIoOp::Write) => {
@@ -100,7 +127,7 @@ fn console_io(
             let mut buffer = [0u8; CONSOLE_WRITE_MAX];
             let bytes = &mut buffer[..count];
             guest.copy_from_guest(args[2], bytes)?;
-            console(bytes);
+            env.console_write(bytes);
             Ok(0)
         }
         // Console input arrives with the control domain; nothing to read yet.
@@ -111,10 +138,8 @@ fn console_io(
 
 fn sched_op(args: [u64; 5], guest: &mut impl GuestAccess) -> Outcome {
     match SchedOp::from_raw(sub_op(args[0])) {
-        Some(SchedOp::Yield) => Outcome::Return(0),
-        // Until event channels exist nothing can wake a blocked vCPU: return at once
-        // (a spurious wake-up is allowed by the ABI).
-        Some(SchedOp::Block) => Outcome::Return(0),
+        Some(SchedOp::Yield) => Outcome::Yield,
+        Some(SchedOp::Block) => Outcome::Block,
         Some(SchedOp::Shutdown) => {
             let mut reason = [0u8; 4];
             if let Err(e) = guest.copy_from_guest(args[1], &mut reason) {
@@ -126,6 +151,47 @@ fn sched_op(args: [u64; 5], guest: &mut impl GuestAccess) -> Outcome {
             }
         }
         _ => ret(Err(XenErrno::ENOSYS)),
+    }
+}
+
+/// `vcpu_op(cmd, vcpuid, arg)` for the calling domain's own vCPUs (Xen's
+/// `do_vcpu_op` and its HVM `arch_initialise_vcpu`): an id beyond the domain's vCPUs is
+/// -ENOENT; initialising an initialised vCPU is -EEXIST; bringing up one that was
+/// never initialised is -EINVAL; the context is copied in whole and validated before
+/// anything changes.
+fn vcpu_op(
+    args: [u64; 5],
+    guest: &mut impl GuestAccess,
+    env: &mut impl DomainEnv,
+) -> Result<i64, XenErrno> {
+    let op = VcpuOp::from_raw(sub_op(args[0])).ok_or(XenErrno::ENOSYS)?;
+    // vcpuid is an unsigned int in the prototype.
+    let vcpu = args[1] as u32;
+    if vcpu >= env.vcpu_count() {
+        return Err(XenErrno::ENOENT);
+    }
+    match op {
+        VcpuOp::Initialise => {
+            if env.vcpu_initialised(vcpu) {
+                return Err(XenErrno::EEXIST);
+            }
+            let mut bytes = [0u8; VCPU_HVM_CONTEXT_SIZE];
+            guest.copy_from_guest(args[2], &mut bytes)?;
+            let state = parse_hvm_context(&bytes).map_err(|_| XenErrno::EINVAL)?;
+            env.vcpu_initialise(vcpu, &state)?;
+            Ok(0)
+        }
+        VcpuOp::Up => {
+            if !env.vcpu_initialised(vcpu) {
+                return Err(XenErrno::EINVAL);
+            }
+            env.vcpu_up(vcpu)?;
+            Ok(0)
+        }
+        VcpuOp::IsUp => Ok(i64::from(env.vcpu_is_up(vcpu))),
+        // Timers, runstate areas and vcpu_info registration come with event channels;
+        // taking a vCPU down with the domain's own vCPU hot-unplug later.
+        _ => Err(XenErrno::ENOSYS),
     }
 }
 

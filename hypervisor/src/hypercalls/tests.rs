@@ -46,12 +46,54 @@ const ENOSYS: Outcome = Outcome::Return(-38);
 const EFAULT: Outcome = Outcome::Return(-14);
 const EINVAL: Outcome = Outcome::Return(-22);
 
+/// A domain model: console output collected, `vcpus` vCPUs of which the first is up.
+struct Env {
+    printed: Vec<u8>,
+    initialised: Vec<Option<VcpuInitState>>,
+    up: Vec<bool>,
+}
+
+impl Env {
+    fn new(vcpus: usize) -> Self {
+        let mut initialised = vec![None; vcpus];
+        initialised[0] = Some(VcpuInitState::pvh_entry(0x10_0000, 0x1000));
+        let mut up = vec![false; vcpus];
+        up[0] = true;
+        Self {
+            printed: Vec::new(),
+            initialised,
+            up,
+        }
+    }
+}
+
+impl DomainEnv for Env {
+    fn console_write(&mut self, bytes: &[u8]) {
+        self.printed.extend_from_slice(bytes);
+    }
+    fn vcpu_count(&self) -> u32 {
+        self.up.len() as u32
+    }
+    fn vcpu_initialised(&self, vcpu: u32) -> bool {
+        self.initialised[vcpu as usize].is_some()
+    }
+    fn vcpu_is_up(&self, vcpu: u32) -> bool {
+        self.up[vcpu as usize]
+    }
+    fn vcpu_initialise(&mut self, vcpu: u32, state: &VcpuInitState) -> Result<(), XenErrno> {
+        self.initialised[vcpu as usize] = Some(*state);
+        Ok(())
+    }
+    fn vcpu_up(&mut self, vcpu: u32) -> Result<(), XenErrno> {
+        self.up[vcpu as usize] = true;
+        Ok(())
+    }
+}
+
 fn call(number: u64, args: [u64; 5], guest: &mut Window) -> (Outcome, Vec<u8>) {
-    let mut printed = Vec::new();
-    let outcome = dispatch(number, args, guest, &mut |b: &[u8]| {
-        printed.extend_from_slice(b)
-    });
-    (outcome, printed)
+    let mut env = Env::new(1);
+    let outcome = dispatch(number, args, guest, &mut env);
+    (outcome, env.printed)
 }
 
 #[test]
@@ -148,8 +190,6 @@ fn sched_op_shutdown_reasons() {
     g.bytes[..4].copy_from_slice(&77u32.to_le_bytes());
     assert_eq!(call(29, [2, BASE, 0, 0, 0], &mut g).0, EINVAL);
     assert_eq!(call(29, [2, 0, 0, 0, 0], &mut g).0, EFAULT);
-    assert_eq!(call(29, [0, 0, 0, 0, 0], &mut g).0, Outcome::Return(0));
-    assert_eq!(call(29, [1, 0, 0, 0, 0], &mut g).0, Outcome::Return(0));
     assert_eq!(call(29, [42, 0, 0, 0, 0], &mut g).0, ENOSYS);
 }
 
@@ -159,4 +199,61 @@ fn unknown_and_unimplemented_hypercalls() {
     for number in [0, 12, 20, 32, 34, 11, 56, 64, 1 << 32, u64::MAX] {
         assert_eq!(call(number, [0; 5], &mut g).0, ENOSYS, "hypercall {number}");
     }
+}
+
+const ENOENT: Outcome = Outcome::Return(-2);
+const EEXIST: Outcome = Outcome::Return(-17);
+
+/// A valid 64-bit `vcpu_hvm_context` at `at` in the window.
+fn put_context_64(g: &mut Window, at: usize, rip: u64) {
+    let b = &mut g.bytes[at..at + 128];
+    b.fill(0);
+    b[..4].copy_from_slice(&1u32.to_le_bytes());
+    let regs: [u64; 14] = [0, 0, 0, 0, 0x8000, 0, 0, 7, rip, 2, 0x8000_0011, 0x1000, 0x20, 0x100];
+    for (i, v) in regs.iter().enumerate() {
+        b[8 + i * 8..16 + i * 8].copy_from_slice(&v.to_le_bytes());
+    }
+}
+
+#[test]
+fn vcpu_op_brings_up_secondary_vcpus_with_xen_errnos() {
+    let mut g = Window::new(BASE, 512);
+    let mut env = Env::new(3);
+    let op = |cmd: u64, vcpu: u64, arg: u64, g: &mut Window, env: &mut Env| {
+        dispatch(24, [cmd, vcpu, arg, 0, 0], g, env)
+    };
+    // is_up: vCPU 0 yes, 1 no, 3 does not exist; the id's upper half is not ignored
+    // beyond 32 bits (unsigned int), so 1 << 32 | 1 is vCPU 1.
+    assert_eq!(op(3, 0, 0, &mut g, &mut env), Outcome::Return(1));
+    assert_eq!(op(3, 1, 0, &mut g, &mut env), Outcome::Return(0));
+    assert_eq!(op(3, 3, 0, &mut g, &mut env), ENOENT);
+    assert_eq!(op(1, 3, 0, &mut g, &mut env), ENOENT);
+    // Up before initialise; initialise of the running vCPU 0.
+    assert_eq!(op(1, 1, 0, &mut g, &mut env), EINVAL);
+    put_context_64(&mut g, 0, 0x20_0000);
+    assert_eq!(op(0, 0, BASE, &mut g, &mut env), EEXIST);
+    // Bad pointer, bad mode: nothing changes.
+    assert_eq!(op(0, 1, BASE + 400, &mut g, &mut env), EFAULT);
+    g.bytes[0] = 9;
+    assert_eq!(op(0, 1, BASE, &mut g, &mut env), EINVAL);
+    assert!(env.initialised[1].is_none());
+    // A good context, then up.
+    put_context_64(&mut g, 0, 0x20_0000);
+    assert_eq!(op(0, 1, BASE, &mut g, &mut env), Outcome::Return(0));
+    let state = env.initialised[1].unwrap();
+    assert_eq!((state.rip, state.rsp, state.regs.rdi), (0x20_0000, 0x8000, 7));
+    assert_eq!(op(0, 1, BASE, &mut g, &mut env), EEXIST);
+    assert_eq!(op(1, (1 << 32) | 1, 0, &mut g, &mut env), Outcome::Return(0));
+    assert!(env.up[1]);
+    assert_eq!(op(3, 1, 0, &mut g, &mut env), Outcome::Return(1));
+    // Unknown and not-yet-implemented commands.
+    assert_eq!(op(99, 1, 0, &mut g, &mut env), ENOSYS);
+    assert_eq!(op(8, 1, 0, &mut g, &mut env), ENOSYS);
+}
+
+#[test]
+fn sched_op_yield_and_block_reach_the_scheduler() {
+    let mut g = Window::new(BASE, 64);
+    assert_eq!(call(29, [0, 0, 0, 0, 0], &mut g).0, Outcome::Yield);
+    assert_eq!(call(29, [1, 0, 0, 0, 0], &mut g).0, Outcome::Block);
 }

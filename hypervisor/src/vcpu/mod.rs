@@ -4,7 +4,9 @@
 //! plain data, host-tested.
 
 mod exit;
+pub mod init;
 mod regs;
 
 pub use exit::{Exit, InvalidStateReason, IoAccess, IoSize, NestedFault};
+pub use init::{DescriptorTable, Segment, VcpuInitState};
 pub use regs::GuestRegisters;

@@ -96,14 +96,16 @@ const EMPTY: CpuidResult = CpuidResult {
 /// - 0x40000001: EAX = version, `major << 16 | minor` (4.17: 0x00040011).
 /// - 0x40000002: EAX = 1 hypercall page, EBX = [`XEN_HYPERCALL_PAGE_MSR`], no features
 ///   (the only feature bit is for PV guests).
-/// - 0x40000003 (time): all zeros, meaning TSC mode "default", not emulated, host TSC
+/// - 0x40000003 (time): sub-leaf 0 ECX = the guest TSC frequency in kHz (`tsc_khz`,
+///   Xen's `d->arch.tsc_khz`), sub-leaf 2 EAX = the host's (the same: the guest TSC runs
+///   at the host rate); everything else zero, meaning TSC mode "default", not emulated, host TSC
 ///   reliability and frequency not reported. That is what a guest must assume anyway
 ///   until the TSC virtualization is settled (a later issue); Linux then prefers the Xen
 ///   pvclock over the raw TSC, which is the safe choice.
 /// - 0x40000004 (HVM features): sub-leaf 0 EAX = [`FERROVISOR_HVM_CPUID_FEATURES`], EBX =
 ///   `vcpu_id`; other sub-leaves zero.
 /// - 0x40000005 (PV parameters): zero for HVM guests, as in Xen.
-pub fn xen_leaf(leaf: u32, subleaf: u32, vcpu_id: u32) -> Option<CpuidResult> {
+pub fn xen_leaf(leaf: u32, subleaf: u32, vcpu_id: u32, tsc_khz: u32) -> Option<CpuidResult> {
     let index = leaf.checked_sub(XEN_CPUID_FIRST_LEAF)?;
     let result = match index {
         0 => CpuidResult {
@@ -119,6 +121,14 @@ pub fn xen_leaf(leaf: u32, subleaf: u32, vcpu_id: u32) -> Option<CpuidResult> {
         2 => CpuidResult {
             eax: 1,
             ebx: XEN_HYPERCALL_PAGE_MSR,
+            ..EMPTY
+        },
+        3 if subleaf == 0 => CpuidResult {
+            ecx: tsc_khz,
+            ..EMPTY
+        },
+        3 if subleaf == 2 => CpuidResult {
+            eax: tsc_khz,
             ..EMPTY
         },
         3 => EMPTY,
@@ -147,40 +157,42 @@ mod tests {
 
     #[test]
     fn base_leaf_signature_and_limit() {
-        let r = xen_leaf(0x4000_0000, 0, 0).unwrap();
+        let r = xen_leaf(0x4000_0000, 0, 0, 0).unwrap();
         assert_eq!(&signature(&r), b"XenVMMXenVMM");
         assert_eq!(r.eax, 0x4000_0005);
     }
 
     #[test]
     fn version_and_hypercall_leaves() {
-        let v = xen_leaf(0x4000_0001, 0, 0).unwrap();
+        let v = xen_leaf(0x4000_0001, 0, 0, 0).unwrap();
         assert_eq!((v.eax, v.ebx, v.ecx, v.edx), (0x0004_0011, 0, 0, 0));
-        let h = xen_leaf(0x4000_0002, 0, 0).unwrap();
+        let h = xen_leaf(0x4000_0002, 0, 0, 0).unwrap();
         assert_eq!((h.eax, h.ebx, h.ecx, h.edx), (1, 0x4000_0000, 0, 0));
     }
 
     #[test]
     fn hvm_leaf_reports_vcpu_id() {
-        let r = xen_leaf(0x4000_0004, 0, 7).unwrap();
+        let r = xen_leaf(0x4000_0004, 0, 7, 0).unwrap();
         assert_eq!(r.eax, XEN_HVM_CPUID_VCPU_ID_PRESENT);
         assert_eq!(r.ebx, 7);
         assert_eq!(r.ecx, 0);
-        let r = xen_leaf(0x4000_0004, 1, 7).unwrap();
+        let r = xen_leaf(0x4000_0004, 1, 7, 0).unwrap();
         assert_eq!((r.eax, r.ebx), (0, 0));
     }
 
     #[test]
-    fn time_and_pv_leaves_are_zero_and_others_absent() {
-        for sub in 0..3 {
-            let r = xen_leaf(0x4000_0003, sub, 1).unwrap();
-            assert_eq!((r.eax, r.ebx, r.ecx, r.edx), (0, 0, 0, 0));
-        }
-        assert!(xen_leaf(0x4000_0005, 0, 0).is_some());
-        assert!(xen_leaf(0x4000_0006, 0, 0).is_none());
-        assert!(xen_leaf(0x4000_0100, 0, 0).is_none());
-        assert!(xen_leaf(0x3FFF_FFFF, 0, 0).is_none());
-        assert!(xen_leaf(0, 0, 0).is_none());
+    fn time_leaf_gives_the_tsc_frequency_and_others_are_absent() {
+        let r = xen_leaf(0x4000_0003, 0, 1, 2_600_000).unwrap();
+        assert_eq!((r.eax, r.ebx, r.ecx, r.edx), (0, 0, 2_600_000, 0));
+        let r = xen_leaf(0x4000_0003, 1, 1, 2_600_000).unwrap();
+        assert_eq!((r.eax, r.ebx, r.ecx, r.edx), (0, 0, 0, 0));
+        let r = xen_leaf(0x4000_0003, 2, 1, 2_600_000).unwrap();
+        assert_eq!((r.eax, r.ebx, r.ecx, r.edx), (2_600_000, 0, 0, 0));
+        assert!(xen_leaf(0x4000_0005, 0, 0, 0).is_some());
+        assert!(xen_leaf(0x4000_0006, 0, 0, 0).is_none());
+        assert!(xen_leaf(0x4000_0100, 0, 0, 0).is_none());
+        assert!(xen_leaf(0x3FFF_FFFF, 0, 0, 0).is_none());
+        assert!(xen_leaf(0, 0, 0, 0).is_none());
     }
 
     #[test]

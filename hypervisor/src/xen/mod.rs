@@ -22,6 +22,7 @@ pub mod features;
 pub mod hypercall;
 pub mod hypercall_page;
 pub mod start_info;
+pub mod vcpu_op;
 
 pub use abi::{
     SchedPinOverride, SchedPoll, SchedPollCompat, SchedRemoteShutdown, SchedShutdown,
@@ -31,6 +32,7 @@ pub use cpuid::xen_leaf;
 pub use errno::XenErrno;
 pub use hypercall::{ConsoleIoOp, Hypercall, SchedOp, ShutdownReason, XenVersionOp};
 pub use hypercall_page::{Vendor, write_hypercall_page};
+pub use vcpu_op::{VcpuOp, parse_hvm_context};
 pub use start_info::{HvmMemmapTableEntry, HvmModlistEntry, HvmStartInfo};
 
 #[cfg(test)]
