@@ -96,6 +96,26 @@ impl StartInfo {
         let end = bytes.iter().position(|&b| b == 0).unwrap_or(0);
         core::str::from_utf8(&bytes[..end]).unwrap_or("")
     }
+
+    /// The number a `key=N` word of the command line gives ([`cmdline_value`]).
+    #[cfg(target_os = "none")]
+    pub fn cmdline_value(&self, key: &str) -> Option<u64> {
+        cmdline_value(self.cmdline(), key)
+    }
+}
+
+/// The number in a `key=N` word of `cmdline` (whitespace-separated words; N decimal or
+/// `0x` hex). The last such word wins, as kernels treat repeated options; `None` when
+/// the key is absent or its value is not a number.
+pub fn cmdline_value(cmdline: &str, key: &str) -> Option<u64> {
+    cmdline
+        .split_ascii_whitespace()
+        .filter_map(|word| word.strip_prefix(key)?.strip_prefix('='))
+        .next_back()
+        .and_then(|value| match value.strip_prefix("0x") {
+            Some(hex) => u64::from_str_radix(hex, 16).ok(),
+            None => value.parse().ok(),
+        })
 }
 
 #[cfg(test)]
@@ -118,5 +138,18 @@ mod tests {
         b[0] = 0;
         assert!(StartInfo::parse(&b).is_err());
         assert!(StartInfo::parse(&b[..3]).is_err());
+    }
+
+    #[test]
+    fn cmdline_values() {
+        let line = "console=hvc0 vcpus=4 window-ms=0x20 windows=3 windows=5 gap-us=x";
+        assert_eq!(cmdline_value(line, "vcpus"), Some(4));
+        assert_eq!(cmdline_value(line, "window-ms"), Some(0x20));
+        assert_eq!(cmdline_value(line, "windows"), Some(5));
+        assert_eq!(cmdline_value(line, "gap-us"), None);
+        assert_eq!(cmdline_value(line, "window"), None);
+        assert_eq!(cmdline_value(line, "vcpu"), None);
+        assert_eq!(cmdline_value("", "vcpus"), None);
+        assert_eq!(cmdline_value("vcpus", "vcpus"), None);
     }
 }
