@@ -18,6 +18,7 @@ guest_gdt:
     .quad 0x00AF9B000000FFFF    /* 0x08: 64-bit code */
     .quad 0x00CF93000000FFFF    /* 0x10: data */
 guest_gdt_end:
+    .global guest_gdt_pointer    /* secondary vCPUs load it too (smp.rs) */
 guest_gdt_pointer:
     .short guest_gdt_end - guest_gdt - 1
     .quad guest_gdt

@@ -1,6 +1,11 @@
 //! Guest exception handling: an IDT whose stubs record the exception and resume at a
 //! fixup address, so a test can provoke #UD/#GP/#PF and check it was delivered (XTF's
 //! exception-table pattern). An exception with no fixup armed ends the test with ERROR.
+//!
+//! Every vCPU uses the same IDT (secondary vCPUs load it with [`load`]), so an
+//! unexpected exception on any vCPU ends the test. The fixup slot and the record of
+//! the last exception are global, though: [`crate::probe!`] is for the boot vCPU only (or one
+//! vCPU at a time), or two vCPUs' probes would take each other's fixups.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -94,7 +99,8 @@ extern "C" fn guest_exception(frame: &mut Frame) {
     crate::finish(crate::Verdict::Error)
 }
 
-/// Installs the IDT (interrupt gates for vectors 0..32, code selector 0x08).
+/// Builds the IDT (interrupt gates for vectors 0..32, code selector 0x08) and loads it
+/// on this vCPU. Called once, by the boot vCPU, before any other vCPU starts.
 pub fn init() {
     let base = (&raw const guest_exception_stubs) as u64;
     let idt = &raw mut IDT;
@@ -109,8 +115,14 @@ pub fn init() {
         // SAFETY: as above.
         unsafe { (*idt).0[(vector * 2 + 1) as usize] = high };
     }
+    load();
+}
+
+/// Loads the IDT `init` built into this vCPU's IDTR: each vCPU has its own IDTR, and
+/// a vCPU started by `VCPUOP_initialise` begins without one.
+pub fn load() {
     let pointer: [u16; 5] = {
-        let address = idt as u64;
+        let address = (&raw const IDT) as u64;
         [
             4095,
             address as u16,
@@ -151,7 +163,8 @@ pub fn take_exception() -> Option<Raised> {
 }
 
 /// Runs one instruction that may fault and returns the exception it raised, if any:
-/// `probe!("ud2")`. The instructions may clobber RAX, RCX and RDX.
+/// `probe!("ud2")`. The instructions may clobber RAX, RCX and RDX. One vCPU at a time
+/// (the fixup slot is global; see the module comment).
 #[macro_export]
 macro_rules! probe {
     ($($instruction:literal),+ $(,)?) => {{

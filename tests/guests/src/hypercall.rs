@@ -42,6 +42,13 @@ fn page_address() -> u64 {
     (&raw const HYPERCALL_PAGE) as u64
 }
 
+/// The address of hypercall `number`'s stub, for assembly that must make a hypercall
+/// without leaving its asm block (it calls the stub with the arguments in RDI, RSI,
+/// RDX and treats RAX, RDI, RSI, RDX, R10 and R8 as clobbered).
+pub fn stub_address(number: u32) -> u64 {
+    page_address() + u64::from(number) * abi::HYPERCALL_STUB_SIZE
+}
+
 /// Finds Xen and installs the hypercall page through the MSR leaf base+2 names.
 pub fn init() -> Result<(), &'static str> {
     let base = find_xen_leaves()
@@ -64,7 +71,7 @@ pub fn init() -> Result<(), &'static str> {
 /// # Safety
 /// Pointer arguments must be valid for what the hypercall does with them.
 pub unsafe fn hypercall3(number: u32, a1: u64, a2: u64, a3: u64) -> i64 {
-    let stub = page_address() + u64::from(number) * abi::HYPERCALL_STUB_SIZE;
+    let stub = stub_address(number);
     let ret: i64;
     // SAFETY: the stub is the hypervisor's code for `number` in our hypercall page; it
     // clobbers at most RAX and the argument registers, and returns with RET.
@@ -96,6 +103,19 @@ pub fn shutdown(reason: u32) -> ! {
         )
     };
     halt_forever()
+}
+
+/// `SCHEDOP_yield`: lets another vCPU run on this physical CPU.
+pub fn sched_yield() -> i64 {
+    // SAFETY: SCHEDOP_yield takes no pointer.
+    unsafe { hypercall3(abi::HYPERVISOR_SCHED_OP, abi::SCHEDOP_YIELD, 0, 0) }
+}
+
+/// `SCHEDOP_block`: sleeps until an event; may return at once (spurious wake-ups are
+/// allowed by the ABI), so callers re-check what they wait for.
+pub fn sched_block() -> i64 {
+    // SAFETY: SCHEDOP_block takes no pointer.
+    unsafe { hypercall3(abi::HYPERVISOR_SCHED_OP, abi::SCHEDOP_BLOCK, 0, 0) }
 }
 
 /// Stops the vCPU.

@@ -8,7 +8,8 @@
 //!
 //! Environment: entered by PVH in 32-bit protected mode (`entry.rs`), the guest builds
 //! an identity map of its first 1 GiB with 2 MiB pages and switches to long mode, so
-//! guest-virtual = guest-physical for everything it touches.
+//! guest-virtual = guest-physical for everything it touches. Secondary vCPUs (`smp.rs`)
+//! start directly in long mode with the same page tables, GDT and IDT.
 #![cfg_attr(not(test), no_std)]
 
 pub mod abi;
@@ -20,6 +21,8 @@ mod entry;
 pub mod exceptions;
 #[cfg(target_os = "none")]
 pub mod hypercall;
+#[cfg(target_os = "none")]
+pub mod smp;
 pub mod start_info;
 
 /// What a test concluded.
