@@ -10,6 +10,9 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::abi::{self, VcpuHvmContext, VcpuHvmX86_64};
 use crate::hypercall::{self, cpuid};
+/// Reading `key=N` options such as `vcpus=4` (it lives with the start info, where host
+/// unit tests reach it).
+pub use crate::start_info::cmdline_value;
 
 /// vCPUs this library can run (ids 0..MAX_VCPUS); Ferrovisor's tests use at most 4.
 pub const MAX_VCPUS: u32 = 8;
