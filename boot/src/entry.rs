@@ -23,7 +23,7 @@ pub const ENTRY_PATH_MULTIBOOT: u32 = 0;
 pub const ENTRY_PATH_PVH: u32 = 1;
 
 /// Size of the boot CPU's stack (below it lies an unmapped guard page).
-pub const BOOT_STACK_SIZE: usize = 64 * 1024;
+pub const BOOT_STACK_SIZE: usize = 128 * 1024;
 
 core::arch::global_asm!(
     r#"

@@ -48,6 +48,11 @@ pub struct PerCpu {
     /// Pending one-shot timers, earliest programmed into the APIC timer. Taken by the
     /// timer interrupt: hold it only with interrupts disabled.
     pub timers: Mutex<TimerQueue<TIMERS_PER_CPU>>,
+    /// Set by the scheduler's timer and by kicks: the CPU must ask the scheduler what to
+    /// run before it enters a guest again.
+    pub need_resched: AtomicBool,
+    /// The pending scheduler timer (only this CPU touches it, interrupts disabled).
+    pub sched_timer: Mutex<Option<ferrovisor::timer::TimerId>>,
 }
 
 /// Pending timers a CPU can hold.
@@ -80,6 +85,8 @@ impl PerCpu {
             ipis_received: AtomicU64::new(0),
             timer_interrupts: AtomicU64::new(0),
             timers: Mutex::new(TimerQueue::new()),
+            need_resched: AtomicBool::new(false),
+            sched_timer: Mutex::new(None),
         }));
         percpu.self_pointer = percpu;
         let percpu: &'static PerCpu = percpu;

@@ -103,23 +103,9 @@ pub fn run(_boot: &BootInfo, options: &Options) -> ! {
         "timers" => verdict(timer_test_all_cpus()),
         "ipi" => verdict(ipi_test()),
         "ap-panic" => ap_panic_test(),
-        "guests" => verdict(run_guests(_boot)),
+        "guests" => run_domains(_boot, true),
         "churn" => verdict(churn(_boot)),
-        "domains" => {
-            let free_before = crate::memory::free_bytes();
-            let created = crate::vmm::boot_domains::start(_boot);
-            let free_after = crate::memory::free_bytes();
-            console_print!(
-                "selftest: {created} domain(s) created; free memory {} KiB before, {} KiB after\n",
-                free_before / 1024,
-                free_after / 1024
-            );
-            verdict(if free_before == free_after {
-                ExitCode::Success
-            } else {
-                ExitCode::Failure
-            })
-        }
+        "domains" => run_domains(_boot, false),
         "vmm-smoke" => match crate::vmm::smoke::run() {
             Ok(summary) => {
                 console_print!("selftest: vmm-smoke: {summary}\n");
@@ -213,7 +199,7 @@ static STAGE: AtomicU32 = AtomicU32::new(STAGE_IDLE);
 const STAGE_IDLE: u32 = 0;
 const STAGE_TIMERS: u32 = 1;
 const STAGE_AP_PANIC: u32 = 2;
-const STAGE_GUESTS: u32 = 3;
+const STAGE_SCHEDULER: u32 = 3;
 /// APs that finished the current stage, and how many of them failed.
 static STAGE_DONE: AtomicU32 = AtomicU32::new(0);
 static STAGE_FAILED: AtomicU32 = AtomicU32::new(0);
@@ -237,10 +223,7 @@ pub fn ap_run(cpu: &'static PerCpu) -> ! {
                 STAGE_DONE.fetch_add(1, Ordering::AcqRel);
             }
             STAGE_AP_PANIC if cpu.index + 1 == percpu::online_count() as u32 => deliberate_panic(),
-            STAGE_GUESTS => {
-                run_queued_guests();
-                STAGE_DONE.fetch_add(1, Ordering::AcqRel);
-            }
+            STAGE_SCHEDULER => crate::vmm::cpu_loop::run_this_cpu(),
             _ => {}
         }
     }
@@ -481,60 +464,48 @@ impl core::fmt::Display for Joined<'_> {
     }
 }
 
-/// Boot modules waiting to run as domains, with their domain ids; every online CPU
-/// takes the next one until none are left.
-static GUEST_WORK: Mutex<Vec<(u16, ferrovisor_boot::Module)>> = Mutex::new(Vec::new());
+/// Free memory before the domains of `run_domains` were built.
+static FREE_BEFORE: AtomicU64 = AtomicU64::new(0);
 
-/// Runs queued guest modules on the calling CPU until the queue is empty.
-fn run_queued_guests() {
-    loop {
-        let Some((id, module)) = GUEST_WORK.lock().pop() else {
-            return;
-        };
-        // A module that is not a PVH kernel is refused (and logged); tests that pass one
-        // check the refusal. Every other domain runs to an end.
-        let _ = crate::vmm::run_module_as_domain(id, &module);
-    }
-}
-
-/// Runs every boot module as a PVH guest domain, spread over all online CPUs (each CPU
-/// runs one domain at a time, so with N CPUs up to N guests run at once). SUCCESS when
-/// every domain ran to an end and all memory came back; each guest's own verdict, and
-/// how its domain ended, are in the log for the harness to check against what that
-/// guest should do.
-fn run_guests(boot: &BootInfo) -> ExitCode {
+/// Runs the boot modules as domains under the scheduler on every online CPU:
+/// `selftest=guests` (`one_per_cpu`) starts each PVH kernel module as a domain with
+/// default settings, at most one per CPU at a time, in module order; `selftest=domains`
+/// starts the domains the configuration modules describe, all at once. When the last
+/// domain has ended, SUCCESS if all memory came back; each guest's own verdict, and
+/// how its domain ended, are in the log for the harness to check.
+fn run_domains(boot: &BootInfo, one_per_cpu: bool) -> ! {
     if boot.modules.is_empty() {
         console_print!("selftest: no guest modules\n");
-        return ExitCode::Error;
+        verdict(ExitCode::Error);
     }
     if crate::vmm::this_cpu().is_none() {
         console_print!("selftest: no usable virtualization on this CPU\n");
-        return ExitCode::Skip;
+        verdict(ExitCode::Skip);
     }
-    let free_before = crate::memory::free_bytes();
-    {
-        let mut work = GUEST_WORK.lock();
-        // Popped from the back: queue in reverse so domains start in module order.
-        for (index, module) in boot.modules.iter().enumerate().rev() {
-            work.push((index as u16 + 1, *module));
-        }
-    }
-    let aps = percpu::online_count() as u32 - 1;
-    STAGE_DONE.store(0, Ordering::Release);
-    STAGE.store(STAGE_GUESTS, Ordering::Release);
-    if aps > 0 {
+    FREE_BEFORE.store(crate::memory::free_bytes(), Ordering::Release);
+    let limit = if one_per_cpu {
+        percpu::online_count()
+    } else {
+        usize::MAX
+    };
+    crate::vmm::manager::scheduler_cpus_up();
+    crate::vmm::manager::configure(limit, Some(domains_ended));
+    let accepted = crate::vmm::boot_domains::submit(boot);
+    console_print!("selftest: {accepted} domain(s) accepted\n");
+    STAGE.store(STAGE_SCHEDULER, Ordering::Release);
+    if percpu::online_count() > 1 {
         smp::kick_all_but_self();
     }
-    run_queued_guests();
-    let mut ok = sleep_until(600_000_000_000, || {
-        STAGE_DONE.load(Ordering::Acquire) >= aps
-    });
-    if !ok {
-        console_print!("selftest: the APs did not finish their guests\n");
-    }
+    crate::vmm::manager::launch();
+    crate::vmm::cpu_loop::run_this_cpu()
+}
+
+/// Every domain has ended: all memory must be back.
+fn domains_ended() {
+    let free_before = FREE_BEFORE.load(Ordering::Acquire);
     let free_after = crate::memory::free_bytes();
     console_print!(
-        "selftest: free memory {} KiB before the guests, {} KiB after\n",
+        "selftest: all domains ended; free memory {} KiB before the domains, {} KiB after\n",
         free_before / 1024,
         free_after / 1024
     );
@@ -543,13 +514,9 @@ fn run_guests(boot: &BootInfo) -> ExitCode {
             "selftest: domains leaked {} bytes\n",
             free_before.abs_diff(free_after)
         );
-        ok = false;
+        verdict(ExitCode::Failure);
     }
-    if ok {
-        ExitCode::Success
-    } else {
-        ExitCode::Failure
-    }
+    verdict(ExitCode::Success)
 }
 
 /// Domains created and destroyed by `selftest=churn`.

@@ -30,7 +30,7 @@ pub mod vectors {
 }
 
 /// Bytes in each CPU's main stack.
-const STACK_SIZE: u64 = 64 * 1024;
+const STACK_SIZE: u64 = 128 * 1024;
 
 /// Set once a fatal error has begun stopping the machine: an NMI then means "stop".
 pub static STOPPING: AtomicBool = AtomicBool::new(false);
@@ -258,10 +258,6 @@ extern "C" fn ferrovisor_ap_main(cpu_index: u32) -> ! {
     crate::start::ap_run(cpu)
 }
 
-#[cfg_attr(
-    not(feature = "selftest"),
-    allow(dead_code, reason = "the scheduler is its first production user")
-)]
 /// Sends a kick IPI to CPU `index`.
 pub fn kick(index: u32) {
     if let Some(target) = percpu::get(index) {
@@ -297,6 +293,7 @@ pub fn handle_interrupt(vector: u8) {
         vectors::SPURIOUS => return, // no EOI for spurious interrupts (§11.9)
         vectors::KICK => {
             cpu.ipis_received.fetch_add(1, Ordering::AcqRel);
+            cpu.need_resched.store(true, Ordering::Release);
             #[cfg(feature = "selftest")]
             crate::selftest::on_kick(cpu);
         }

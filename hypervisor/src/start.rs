@@ -151,14 +151,14 @@ fn run(boot: &BootInfo, options: &Options) -> ! {
 
 #[cfg(not(feature = "selftest"))]
 fn run(boot: &BootInfo, _options: &Options) -> ! {
-    // Boot-time domains: from configuration modules, or every PVH kernel module.
-    let _ = crate::vmm::boot_domains::start(boot);
-    info!("no more domains to run: idle");
-    let cpu = crate::percpu::current();
-    loop {
-        x86_64::instructions::interrupts::disable();
-        crate::percpu::idle(cpu);
-    }
+    use crate::vmm::{boot_domains, cpu_loop, manager};
+    // Boot-time domains: from configuration modules, or every PVH kernel module, run by
+    // the scheduler on every CPU.
+    manager::scheduler_cpus_up();
+    manager::configure(usize::MAX, Some(|| info!("no more domains to run: idle")));
+    boot_domains::submit(boot);
+    manager::launch();
+    cpu_loop::run_this_cpu()
 }
 
 /// A boot that cannot continue: say why, plainly, and stop.
@@ -168,14 +168,14 @@ fn cannot_boot(reason: core::fmt::Arguments<'_>) -> ! {
     stop(ExitCode::Fatal)
 }
 
-/// An application processor's life after bring-up: idle with interrupts on (self-test
-/// builds give it work), until the scheduler exists.
+/// An application processor's life after bring-up: it runs vCPUs for the scheduler
+/// (self-test builds first wait for the test to say so).
 pub fn ap_run(cpu: &'static crate::percpu::PerCpu) -> ! {
     #[cfg(feature = "selftest")]
     crate::selftest::ap_run(cpu);
     #[cfg(not(feature = "selftest"))]
-    loop {
-        x86_64::instructions::interrupts::disable();
-        crate::percpu::idle(cpu);
+    {
+        let _ = cpu;
+        crate::vmm::cpu_loop::run_this_cpu()
     }
 }

@@ -320,11 +320,9 @@ pub fn arm(cpu: &PerCpu, deadline_ns: u64) {
 
 /// Timer tokens with this value only wake the CPU up.
 pub const WAKEUP_TOKEN: u64 = 0;
+/// The scheduler's timer: the end of the running vCPU's stint (`vmm::cpu_loop`).
+pub const SCHED_TOKEN: u64 = 1;
 
-#[cfg_attr(
-    not(feature = "selftest"),
-    allow(dead_code, reason = "the scheduler is its first production user")
-)]
 /// Adds a one-shot timer on the running CPU `cpu`, firing at `deadline_ns` with
 /// `token`, and reprograms the hardware if it is now the earliest.
 pub fn add_timer(cpu: &PerCpu, deadline_ns: u64, token: u64) -> Result<TimerId, TimerError> {
@@ -339,10 +337,6 @@ pub fn add_timer(cpu: &PerCpu, deadline_ns: u64, token: u64) -> Result<TimerId, 
     })
 }
 
-#[cfg_attr(
-    not(feature = "selftest"),
-    allow(dead_code, reason = "the scheduler is its first production user")
-)]
 /// Cancels a pending timer of the running CPU.
 pub fn cancel_timer(cpu: &PerCpu, id: TimerId) {
     without_interrupts(|| {
@@ -358,6 +352,7 @@ pub fn on_timer_interrupt(cpu: &PerCpu) {
         let Some((_id, token)) = expired else { break };
         match token {
             WAKEUP_TOKEN => {}
+            SCHED_TOKEN => cpu.need_resched.store(true, Ordering::Release),
             #[cfg(feature = "selftest")]
             token if token >= crate::selftest::SELFTEST_TIMER_TOKEN_BASE => {
                 crate::selftest::on_timer_expired(cpu, token)

@@ -80,6 +80,8 @@ pub enum Exit {
     MsrWrite { msr: u32, value: u64 },
     /// HLT.
     Hlt,
+    /// XSETBV of extended control register ECX with EDX:EAX.
+    Xsetbv { xcr: u32, value: u64 },
     /// VMCALL (VT-x) or VMMCALL (AMD-V): a Xen hypercall.
     Hypercall,
     /// A guest-physical access outside what the nested page tables allow.

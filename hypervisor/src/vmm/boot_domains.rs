@@ -4,30 +4,21 @@
 //! built, and a refusal names the numbers. Without any configuration module, every
 //! module that is a PVH kernel runs as a domain with default settings.
 //!
-//! Domains run one after another on the boot CPU until the scheduler runs them side by
-//! side. When one ends, its `on_poweroff` / `on_reboot` / `on_crash` action applies:
-//! `destroy` returns everything, `restart` builds it again (at most
-//! [`RESTART_LIMIT`] times within [`RESTART_WINDOW_NS`], so a crash loop cannot starve
-//! the host), `preserve` is refused at creation (there is no way to inspect a preserved
-//! domain yet).
+//! The domains are handed to the domain manager (`manager`), which builds them, lets
+//! the scheduler run them side by side, and applies their `on_*` actions when they end.
 
-use ferrovisor::config::{Action, DomainConfig};
+use ferrovisor::config::DomainConfig;
 use ferrovisor::reservation::{ClaimError, Ledger, domain_overhead_bytes};
-use ferrovisor_boot::{BootInfo, Module};
+use ferrovisor_boot::{BootInfo, BoundedStr, Module};
 use log::{info, warn};
 
-use super::domain::Ending;
+use super::domain::{DEFAULT_RAM, MAX_VCPUS_PER_DOMAIN};
+use super::manager::{self, DomainSpec, MAX_CLAIMS};
 use crate::memory::phys_to_virt;
 
-/// Most configuration-driven domains in one boot.
-const MAX_DOMAINS: usize = 64;
 /// Memory kept back for the hypervisor's own growth (per-CPU and vCPU structures,
 /// nested tables beyond the estimate) when domains claim the rest.
 const HYPERVISOR_HEADROOM: u64 = 8 << 20;
-/// Restarts allowed within the window before a restarting domain is destroyed.
-pub const RESTART_LIMIT: u32 = 5;
-/// The window for [`RESTART_LIMIT`] (nanoseconds of host time).
-pub const RESTART_WINDOW_NS: u64 = 60_000_000_000;
 
 fn module_bytes(module: &Module) -> &'static [u8] {
     // SAFETY: boot modules are RAM the frame allocator never hands out (they are
@@ -45,29 +36,35 @@ fn file_name(module: &Module) -> &str {
     module.name().rsplit('/').next().unwrap_or("")
 }
 
-/// Starts the boot-time domains; returns how many domains were created.
-pub fn start(boot: &BootInfo) -> usize {
+/// Queues the boot-time domains with the domain manager; returns how many were
+/// accepted (configuration valid, memory claimed). `manager::launch` starts them.
+pub fn submit(boot: &BootInfo) -> usize {
     let configs: alloc::vec::Vec<&Module> = boot
         .modules
         .iter()
         .filter(|m| file_name(m).ends_with(".cfg"))
         .collect();
     if configs.is_empty() {
-        let mut created = 0;
         for (index, module) in boot.modules.iter().enumerate() {
-            created += usize::from(super::run_module_as_domain(index as u16 + 1, module).is_some());
+            manager::submit(DomainSpec::simple(
+                index as u16 + 1,
+                file_name(module),
+                *module,
+                module.args(),
+                DEFAULT_RAM,
+            ));
         }
-        return created;
+        return boot.modules.len();
     }
-    let mut ledger: Ledger<MAX_DOMAINS> =
-        Ledger::new(crate::memory::free_bytes(), HYPERVISOR_HEADROOM)
-            .with_gib_pages(ferrovisor_arch::cpu::has_1gib_pages());
+    let ledger: Ledger<MAX_CLAIMS> = Ledger::new(crate::memory::free_bytes(), HYPERVISOR_HEADROOM)
+        .with_gib_pages(ferrovisor_arch::cpu::has_1gib_pages());
     info!(
         "domains: {} configuration(s); {} MiB available to domains",
         configs.len(),
         ledger.available_bytes() >> 20
     );
-    let mut created = 0;
+    manager::set_ledger(ledger);
+    let mut accepted = 0;
     for (index, module) in configs.iter().enumerate() {
         let id = index as u16 + 1;
         let file = file_name(module);
@@ -82,19 +79,13 @@ pub fn start(boot: &BootInfo) -> usize {
                 continue;
             }
         };
-        created += usize::from(run_configured(id, file, &config, boot, &mut ledger));
+        accepted += usize::from(submit_configured(id, file, &config, boot));
     }
-    created
+    accepted
 }
 
-/// Runs one configured domain through its lifecycle; returns whether it was created.
-fn run_configured(
-    id: u16,
-    file: &str,
-    config: &DomainConfig<'_>,
-    boot: &BootInfo,
-    ledger: &mut Ledger<MAX_DOMAINS>,
-) -> bool {
+/// Claims a configured domain's memory and queues it; returns whether it was accepted.
+fn submit_configured(id: u16, file: &str, config: &DomainConfig<'_>, boot: &BootInfo) -> bool {
     let name = config.name;
     let Some(kernel) = boot.modules.iter().find(|m| file_name(m) == config.kernel) else {
         warn!(
@@ -103,21 +94,16 @@ fn run_configured(
         );
         return false;
     };
-    if config.vcpus != 1 {
+    if config.vcpus as usize > MAX_VCPUS_PER_DOMAIN {
         warn!(
-            "domain {id} ({name}): not created: {file}: vcpus = {}: domains have one vCPU until secondary vCPUs (VCPUOP_up) land",
+            "domain {id} ({name}): not created: {file}: vcpus = {}: at most {MAX_VCPUS_PER_DOMAIN} per domain",
             config.vcpus
         );
         return false;
     }
-    if [config.on_poweroff, config.on_reboot, config.on_crash].contains(&Action::Preserve) {
-        warn!(
-            "domain {id} ({name}): not created: {file}: \"preserve\" is not supported yet (use destroy or restart)"
-        );
-        return false;
-    }
-    let memory = config.memory_mib << 20;
-    if let Err(error) = ledger.claim(id, memory, domain_overhead_bytes(config.vcpus)) {
+    let memory = config.memory_bytes();
+    let claim = manager::with_ledger(|l| l.claim(id, memory, domain_overhead_bytes(config.vcpus)));
+    if let Some(Err(error)) = claim {
         match error {
             ClaimError::NotEnoughMemory(refusal) => {
                 warn!("domain {id} ({name}): not created: {refusal}")
@@ -136,36 +122,17 @@ fn run_configured(
         .as_ref()
         .and_then(|c| c.decode_into(&mut cmdline_buffer))
         .unwrap_or("");
-    let mut restarts: u32 = 0;
-    let mut window_start = crate::time::now_ns();
-    while let Some(ending) = super::run_domain(id, name, kernel, cmdline, memory) {
-        let (why, action) = match ending {
-            Ending::Shutdown(0) => ("poweroff", config.on_poweroff),
-            Ending::Shutdown(1) => ("reboot", config.on_reboot),
-            Ending::Shutdown(_) | Ending::Crashed => ("crash", config.on_crash),
-        };
-        if action != Action::Restart {
-            break;
-        }
-        let now = crate::time::now_ns();
-        if now - window_start > RESTART_WINDOW_NS {
-            window_start = now;
-            restarts = 0;
-        }
-        restarts += 1;
-        if restarts > RESTART_LIMIT {
-            warn!(
-                "domain {id} ({name}): restarted {RESTART_LIMIT} times within {} s: crash loop, destroying it",
-                RESTART_WINDOW_NS / 1_000_000_000
-            );
-            break;
-        }
-        info!(
-            "domain {id} ({name}): restarting (on_{why} = restart, {restarts} of {RESTART_LIMIT})"
-        );
+    let mut spec = DomainSpec::simple(id, name, *kernel, cmdline, memory);
+    spec.vcpus = config.vcpus;
+    spec.params = config.sched_params();
+    for (vcpu, mask) in spec.affinity.iter_mut().enumerate().take(config.vcpus as usize) {
+        *mask = config.vcpu_affinity(vcpu as u32);
     }
-    if ledger.release(id).is_err() {
-        warn!("domain {id} ({name}): its memory claim was already released");
-    }
+    spec.on_poweroff = config.on_poweroff;
+    spec.on_reboot = config.on_reboot;
+    spec.on_crash = config.on_crash;
+    spec.claimed = true;
+    spec.name = BoundedStr::from_str_truncating(name);
+    manager::submit(spec);
     true
 }

@@ -1,19 +1,18 @@
-//! Building a domain from a PVH kernel module and running its vCPU to completion.
-//!
-//! This is the virtualization core's minimal domain: contiguous RAM taken whole at
-//! creation and zeroed, mapped into nested page tables with the largest pages
-//! alignment allows, the kernel's segments copied in, `hvm_start_info` in the top
-//! page, one vCPU at the PVH entry. Domains with several vCPUs, lifecycles and
-//! configuration files build on this.
+//! A domain: its RAM (taken whole at creation, zeroed, returned whole at the end),
+//! nested page tables, console, and the state its vCPUs share. Domains are shared
+//! between CPUs (`Arc<Domain>`): each of its vCPUs may run on a different CPU, so what
+//! they change together is atomic or locked.
 
+use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+
+use ferrovisor::cpuid_policy::CpuidPolicy;
 use ferrovisor::guest_memory::{GuestMemory, GuestMemoryError};
 use ferrovisor::nested_paging::{Access, AddressSpace, Ept, MappingCounts, MemoryType, Npt};
 use ferrovisor::pvh::{StartInfoRequest, build_start_info, plan_load};
-use ferrovisor::vcpu::Exit;
-use log::{info, warn};
+use ferrovisor::sched::VcpuId;
+use ferrovisor::vcpu::VcpuInitState;
 
-use super::exits::{self, Outcome};
-use super::{HostTables, VcpuBackend, VcpuConfig, Vendor};
+use super::{HostTables, Vendor};
 use crate::memory::{alloc_zeroed, free, phys_to_virt};
 
 /// Most RAM blocks a domain is built from.
@@ -124,6 +123,37 @@ impl GuestRam {
     }
 }
 
+impl GuestRam {
+    /// Copies `buf` into guest RAM at `gpa`. Guest RAM is shared with the domain's
+    /// running vCPUs anyway (no Rust reference to it ever exists), so a shared borrow
+    /// suffices: concurrent writers see each other's bytes as the guest would.
+    pub fn write_bytes(&self, gpa: u64, buf: &[u8]) -> Result<(), GuestMemoryError> {
+        let source = buf.as_ptr();
+        self.pieces(gpa, buf.len(), |target, offset, len| {
+            // SAFETY: `pieces` checked the range lies inside this domain's RAM blocks,
+            // which the domain owns and the direct map covers, and that `offset + len`
+            // lies inside `buf`; guest RAM is only ever accessed through raw copies.
+            unsafe {
+                core::ptr::copy_nonoverlapping(source.wrapping_add(offset), target as *mut u8, len)
+            };
+        })
+    }
+}
+
+/// Guest RAM through a shared borrow, for code that copies into a running domain
+/// (hypercalls of one vCPU while others run).
+pub struct SharedRam<'a>(pub &'a GuestRam);
+
+impl GuestMemory for SharedRam<'_> {
+    fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), GuestMemoryError> {
+        self.0.read(gpa, buf)
+    }
+
+    fn write(&mut self, gpa: u64, buf: &[u8]) -> Result<(), GuestMemoryError> {
+        self.0.write_bytes(gpa, buf)
+    }
+}
+
 impl GuestMemory for GuestRam {
     fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), GuestMemoryError> {
         let target = buf.as_mut_ptr();
@@ -142,13 +172,7 @@ impl GuestMemory for GuestRam {
     }
 
     fn write(&mut self, gpa: u64, buf: &[u8]) -> Result<(), GuestMemoryError> {
-        let source = buf.as_ptr();
-        self.pieces(gpa, buf.len(), |target, offset, len| {
-            // SAFETY: as in `read`, with the copy going the other way.
-            unsafe {
-                core::ptr::copy_nonoverlapping(source.wrapping_add(offset), target as *mut u8, len)
-            };
-        })
+        self.write_bytes(gpa, buf)
     }
 }
 
@@ -160,61 +184,170 @@ impl Drop for GuestRam {
     }
 }
 
+
 enum NestedSpace {
     Ept(AddressSpace<Ept>),
     Npt(AddressSpace<Npt>),
 }
 
-/// A running domain.
+/// Most vCPUs one domain may have.
+pub const MAX_VCPUS_PER_DOMAIN: usize = 16;
+
+/// Where a vCPU is in Xen's life cycle (`VCPUOP_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum VcpuLife {
+    /// Never given a state.
+    Down = 0,
+    /// `VCPUOP_initialise` is copying its state in.
+    Initialising = 1,
+    /// Has a state, not yet up.
+    Initialised = 2,
+    /// Up: runs whenever it is not blocked and the domain is not paused.
+    Up = 3,
+}
+
+/// The domain as a whole.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum DomainState {
+    Running = 0,
+    Paused = 1,
+    /// Shut down or crashed: its vCPUs never run again; it is destroyed once every one
+    /// has stopped.
+    Dying = 2,
+}
+
+/// How a domain's run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// `SCHEDOP_shutdown` with this reason.
+    Shutdown(u32),
+    /// Crashed by the hypervisor (reason logged).
+    Crashed,
+}
+
+/// A domain, shared by the CPUs running its vCPUs.
 pub struct Domain {
     pub id: u16,
     pub name: ferrovisor_boot::BoundedStr<64>,
     pub ram: GuestRam,
     space: Option<NestedSpace>,
-    pub console: GuestConsole,
+    /// Root of the nested page tables (EPT PML4 / nCR3), physical.
+    pub nested_root: u64,
+    pub vendor: Vendor,
+    pub console: spin::Mutex<GuestConsole>,
+    /// What CPUID shows its vCPUs.
+    pub cpuid_policy: CpuidPolicy,
+    /// The guest TSC frequency (Xen leaf 0x40000003).
+    pub tsc_khz: u32,
+    /// How many vCPUs it has (Xen's `max_vcpus`).
+    pub vcpu_count: u32,
+    /// The scheduler's id of each vCPU, by vCPU index.
+    vcpu_ids: [VcpuId; MAX_VCPUS_PER_DOMAIN],
+    life: [AtomicU8; MAX_VCPUS_PER_DOMAIN],
+    /// Blocked in HLT or `SCHEDOP_block` until an event arrives for it.
+    blocked: [AtomicBool; MAX_VCPUS_PER_DOMAIN],
+    state: AtomicU8,
+    ending: spin::Once<Ending>,
 }
 
-/// A domain's console: output is buffered per line and printed as `(dN) text`.
-pub struct GuestConsole {
-    id: u16,
-    /// Output not yet ended by a newline.
-    line: [u8; 256],
-    len: usize,
-}
+// SAFETY: the nested address space is only touched by `build` (before the domain is
+// shared) and by `Drop` (after the last reference is gone); everything else is atomic,
+// locked, or plain data fixed at creation. Guest RAM is reached by raw copies only.
+unsafe impl Sync for Domain {}
+// SAFETY: see Sync; nothing in a Domain is tied to the CPU that created it.
+unsafe impl Send for Domain {}
 
-impl GuestConsole {
-    /// Buffers console output and prints complete lines as `(dN) text`.
-    pub fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            if byte == b'\n' || self.len == self.line.len() {
-                self.flush();
-                if byte == b'\n' {
-                    continue;
-                }
-            }
-            // Keep the hypervisor's log readable: control characters become '?'.
-            self.line[self.len] = if byte.is_ascii_graphic() || byte == b' ' {
-                byte
-            } else {
-                b'?'
-            };
-            self.len += 1;
+impl Domain {
+    /// The scheduler's id of vCPU `index`.
+    pub fn vcpu_id(&self, index: u32) -> VcpuId {
+        self.vcpu_ids[index as usize]
+    }
+
+    /// The scheduler ids of all its vCPUs.
+    pub fn vcpu_ids(&self) -> &[VcpuId] {
+        &self.vcpu_ids[..self.vcpu_count as usize]
+    }
+
+    pub fn life(&self, index: u32) -> VcpuLife {
+        match self.life[index as usize].load(Ordering::Acquire) {
+            0 => VcpuLife::Down,
+            1 => VcpuLife::Initialising,
+            2 => VcpuLife::Initialised,
+            _ => VcpuLife::Up,
         }
     }
 
-    /// Prints a pending partial line.
-    pub fn flush(&mut self) {
-        if self.len == 0 {
-            return;
+    /// Moves vCPU `index` from `from` to `to`; false if it was not in `from`.
+    pub fn change_life(&self, index: u32, from: VcpuLife, to: VcpuLife) -> bool {
+        self.life[index as usize]
+            .compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    pub fn is_blocked(&self, index: u32) -> bool {
+        self.blocked[index as usize].load(Ordering::Acquire)
+    }
+
+    pub fn set_blocked(&self, index: u32, blocked: bool) {
+        self.blocked[index as usize].store(blocked, Ordering::Release);
+    }
+
+    pub fn state(&self) -> DomainState {
+        match self.state.load(Ordering::Acquire) {
+            0 => DomainState::Running,
+            1 => DomainState::Paused,
+            _ => DomainState::Dying,
         }
-        let text = core::str::from_utf8(&self.line[..self.len]).unwrap_or("?");
-        ferrovisor_drivers::console_print!("(d{}) {text}\n", self.id);
-        self.len = 0;
+    }
+
+    pub fn is_dying(&self) -> bool {
+        self.state() == DomainState::Dying
+    }
+
+    /// Running → Paused or back; false if the domain was not in `from` (e.g. dying).
+    pub fn change_state(&self, from: DomainState, to: DomainState) -> bool {
+        self.state
+            .compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Marks the domain dying with `ending`; false if it already was (the first
+    /// ending wins, as Xen keeps the first shutdown reason).
+    pub fn begin_dying(&self, ending: Ending) -> bool {
+        let previous = self.state.swap(DomainState::Dying as u8, Ordering::AcqRel);
+        if previous == DomainState::Dying as u8 {
+            return false;
+        }
+        self.ending.call_once(|| ending);
+        true
+    }
+
+    /// How it ended, once it is dying.
+    pub fn ending(&self) -> Option<Ending> {
+        self.ending.get().copied()
+    }
+
+    /// Whether vCPU `index` should be on a run queue: up, not blocked, domain running.
+    pub fn runnable(&self, index: u32) -> bool {
+        self.state() == DomainState::Running
+            && self.life(index) == VcpuLife::Up
+            && !self.is_blocked(index)
+    }
+
+    /// Whether no vCPU can ever run again without an event: every vCPU that is up is
+    /// blocked (and nothing exists yet that could send it an event).
+    pub fn all_blocked(&self) -> bool {
+        (0..self.vcpu_count)
+            .filter(|&i| self.life(i) == VcpuLife::Up)
+            .all(|i| self.is_blocked(i))
     }
 }
 
 impl Drop for Domain {
     fn drop(&mut self) {
+        self.console.lock().flush();
         match self.space.take() {
             Some(NestedSpace::Ept(space)) => space.destroy(&mut HostTables),
             Some(NestedSpace::Npt(space)) => space.destroy(&mut HostTables),
@@ -262,6 +395,7 @@ pub enum BuildError {
     Image(ferrovisor::pvh::PvhImageError),
     StartInfo(&'static str),
     OutOfMemory { bytes: u64 },
+    Vcpus(&'static str),
 }
 
 impl core::fmt::Display for BuildError {
@@ -272,42 +406,76 @@ impl core::fmt::Display for BuildError {
             Self::OutOfMemory { bytes } => {
                 write!(f, "needs {} KiB that are not free", bytes / 1024)
             }
+            Self::Vcpus(e) => write!(f, "vCPUs: {e}"),
         }
     }
 }
 
+/// What a domain is built from.
+pub struct BuildRequest<'a> {
+    pub id: u16,
+    pub name: &'a str,
+    pub image: &'a [u8],
+    pub cmdline: &'a str,
+    pub memory_bytes: u64,
+    pub vendor: Vendor,
+    /// Scheduler ids for its vCPUs (one per vCPU, at most [`MAX_VCPUS_PER_DOMAIN`]).
+    pub vcpu_ids: &'a [VcpuId],
+}
+
 impl Domain {
-    /// Builds a domain from a PVH kernel image; returns it with its vCPU configuration.
+    /// Builds a domain from a PVH kernel image: RAM taken whole and zeroed, the image
+    /// loaded, `hvm_start_info` written, nested page tables built. Returns it with the
+    /// first vCPU's starting state (the PVH entry) and the nested mapping counts.
     pub fn build(
-        id: u16,
-        name: &str,
-        image: &[u8],
-        cmdline: &str,
-        vendor: Vendor,
-        memory_bytes: u64,
-    ) -> Result<(Domain, VcpuConfig, MappingCounts), BuildError> {
+        request: &BuildRequest<'_>,
+    ) -> Result<(Domain, VcpuInitState, MappingCounts), BuildError> {
+        let memory_bytes = request.memory_bytes;
         if memory_bytes < MIN_RAM || !memory_bytes.is_multiple_of(4096) {
             return Err(BuildError::StartInfo(
                 "memory must be a multiple of 4 KiB and at least 1 MiB",
             ));
         }
+        let count = request.vcpu_ids.len();
+        if count == 0 || count > MAX_VCPUS_PER_DOMAIN {
+            return Err(BuildError::Vcpus("a domain has 1 to 16 vCPUs"));
+        }
         let ram = GuestRam::allocate(memory_bytes).ok_or(BuildError::OutOfMemory {
             bytes: memory_bytes,
         })?;
-        let name = ferrovisor_boot::BoundedStr::from_str_truncating(name);
+        let mut vcpu_ids = [VcpuId(u32::MAX); MAX_VCPUS_PER_DOMAIN];
+        vcpu_ids[..count].copy_from_slice(request.vcpu_ids);
+        let id = request.id;
         let mut domain = Domain {
             id,
-            name,
+            name: ferrovisor_boot::BoundedStr::from_str_truncating(request.name),
             ram,
             space: None,
-            console: GuestConsole {
+            nested_root: 0,
+            vendor: request.vendor,
+            console: spin::Mutex::new(GuestConsole {
                 id,
                 line: [0; 256],
                 len: 0,
+            }),
+            cpuid_policy: CpuidPolicy {
+                // Extended state is switched per vCPU (`fpu`), so XSAVE, AVX and
+                // AVX-512 may be shown where the host has them.
+                xsave: super::fpu::host_xcr0() != 0,
+                avx512: super::fpu::host_xcr0() & super::fpu::XCR0_AVX512 != 0,
+                ..CpuidPolicy::new(count as u32)
             },
+            tsc_khz: (crate::time::tsc_hz() / 1000).min(u64::from(u32::MAX)) as u32,
+            vcpu_count: count as u32,
+            vcpu_ids,
+            life: [const { AtomicU8::new(VcpuLife::Down as u8) }; MAX_VCPUS_PER_DOMAIN],
+            blocked: [const { AtomicBool::new(false) }; MAX_VCPUS_PER_DOMAIN],
+            state: AtomicU8::new(DomainState::Running as u8),
+            ending: spin::Once::new(),
         };
         let size = domain.ram.size();
         let start_info_gpa = size - 4096;
+        let image = request.image;
         let plan = plan_load(image, size, start_info_gpa).map_err(BuildError::Image)?;
         for segment in plan.segments() {
             let bytes =
@@ -320,7 +488,7 @@ impl Domain {
         let layout = build_start_info(&StartInfoRequest {
             ram_end: size,
             reserved_start: start_info_gpa,
-            cmdline,
+            cmdline: request.cmdline,
             modules: &[],
         })
         .map_err(BuildError::StartInfo)?;
@@ -330,7 +498,7 @@ impl Domain {
             .map_err(|_| BuildError::StartInfo("does not fit"))?;
 
         let gib = ferrovisor_arch::cpu::has_1gib_pages();
-        let (root, counts, space) = match vendor {
+        let (root, counts, space) = match request.vendor {
             Vendor::Vmx => {
                 let space = map_ram(Ept { gib_pages: gib }, &domain.ram)?;
                 (space.root(), space.counts(), NestedSpace::Ept(space))
@@ -341,61 +509,50 @@ impl Domain {
             }
         };
         domain.space = Some(space);
-        let config = VcpuConfig {
-            nested_root: root,
-            tag: id.max(1),
-            entry: plan.entry,
-            ebx: layout.gpa as u32,
-        };
-        Ok((domain, config, counts))
+        domain.nested_root = root;
+        // The first vCPU starts at the PVH entry, up; the others wait for
+        // VCPUOP_initialise and VCPUOP_up.
+        domain.life[0].store(VcpuLife::Up as u8, Ordering::Release);
+        let entry = VcpuInitState::pvh_entry(plan.entry, layout.gpa as u32);
+        Ok((domain, entry, counts))
+    }
+}
+/// A domain's console: output is buffered per line and printed as `(dN) text`.
+pub struct GuestConsole {
+    id: u16,
+    /// Output not yet ended by a newline.
+    line: [u8; 256],
+    len: usize,
+}
+
+impl GuestConsole {
+    /// Buffers console output and prints complete lines as `(dN) text`.
+    pub fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            if byte == b'\n' || self.len == self.line.len() {
+                self.flush();
+                if byte == b'\n' {
+                    continue;
+                }
+            }
+            // Keep the hypervisor's log readable: control characters become '?'.
+            self.line[self.len] = if byte.is_ascii_graphic() || byte == b' ' {
+                byte
+            } else {
+                b'?'
+            };
+            self.len += 1;
+        }
+    }
+
+    /// Prints a pending partial line.
+    pub fn flush(&mut self) {
+        if self.len == 0 {
+            return;
+        }
+        let text = core::str::from_utf8(&self.line[..self.len]).unwrap_or("?");
+        ferrovisor_drivers::console_print!("(d{}) {text}\n", self.id);
+        self.len = 0;
     }
 }
 
-/// How a domain's run ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Ending {
-    /// `SCHEDOP_shutdown` with this reason.
-    Shutdown(u32),
-    /// Crashed by the hypervisor (reason logged).
-    Crashed,
-}
-
-/// Runs a domain's vCPU until it shuts down or is crashed.
-pub fn run(domain: &mut Domain, vcpu: &mut impl VcpuBackend, vendor: Vendor) -> Ending {
-    loop {
-        x86_64::instructions::interrupts::disable();
-        let exit = vcpu.run();
-        // A host interrupt that caused the exit is delivered here.
-        x86_64::instructions::interrupts::enable();
-        if exit == Exit::ExternalInterrupt {
-            continue;
-        }
-        match exits::handle(domain, vcpu, exit, vendor) {
-            Outcome::Continue => {}
-            Outcome::Shutdown(reason) => {
-                domain.console.flush();
-                info!(
-                    "domain {} ({}): shutdown, reason {reason}",
-                    domain.id,
-                    domain.name.as_str()
-                );
-                return Ending::Shutdown(reason);
-            }
-            Outcome::Crash(why) => {
-                domain.console.flush();
-                warn!(
-                    "domain {} ({}): crashed: {why} at rip {:#x}",
-                    domain.id,
-                    domain.name.as_str(),
-                    vcpu.rip()
-                );
-                let r = *vcpu.regs();
-                warn!(
-                    "domain {}: rax={:#x} rbx={:#x} rcx={:#x} rdx={:#x} rsi={:#x} rdi={:#x} rbp={:#x}",
-                    domain.id, r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp
-                );
-                return Ending::Crashed;
-            }
-        }
-    }
-}

@@ -2,25 +2,42 @@
 //! hypercalls. Guest memory is only ever read by copying through the guest's own page
 //! tables into hypervisor buffers, then validated.
 
-use ferrovisor::cpuid_policy::{CpuidPolicy, VcpuCpuidContext, guest_cpuid as guest_cpuid_policy};
-use ferrovisor::guest_memory::GuestMemory;
+use alloc::sync::Arc;
+
+use ferrovisor::cpuid_policy::{VcpuCpuidContext, guest_cpuid as guest_cpuid_policy};
 use ferrovisor::guest_memory::paging::{AccessRequest, PagingContext, read_virt, write_virt};
-use ferrovisor::hypercalls::{GuestAccess, Outcome as HypercallOutcome, dispatch};
-use ferrovisor::vcpu::Exit;
+use ferrovisor::hypercalls::{DomainEnv, GuestAccess, Outcome as HypercallOutcome, dispatch};
+use ferrovisor::vcpu::{Exit, VcpuInitState};
 use ferrovisor::xen::XenErrno;
 use ferrovisor::xen::hypercall_page::{
     HYPERCALL_PAGE_SIZE, Vendor as XenVendor, write_hypercall_page,
 };
 
-use super::domain::{Domain, GuestRam};
+use super::domain::{Domain, SharedRam, VcpuLife};
+use super::fpu::FpuState;
 use super::{VcpuBackend, Vendor};
 
 /// What the run loop does next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
     Continue,
+    /// Let the scheduler decide (`SCHEDOP_yield`).
+    Yield,
+    /// The vCPU blocks until an event (HLT, `SCHEDOP_block`).
+    Block,
     Shutdown(u32),
     Crash(&'static str),
+}
+
+/// Everything an exit handler may touch: the vCPU's backend and FPU state, and its
+/// domain (shared with the domain's other vCPUs).
+pub struct ExitContext<'a, V: VcpuBackend> {
+    pub domain: &'a Arc<Domain>,
+    /// The vCPU's index in its domain.
+    pub index: u32,
+    pub vcpu: &'a mut V,
+    pub fpu: &'a mut FpuState,
+    pub vendor: Vendor,
 }
 
 const MSR_EFER: u32 = 0xC000_0080;
@@ -28,29 +45,56 @@ const MSR_EFER: u32 = 0xC000_0080;
 const MSR_XEN_HYPERCALL_PAGE: u32 = 0x4000_0000;
 
 /// Handles one exit.
-pub fn handle(
-    domain: &mut Domain,
-    vcpu: &mut impl VcpuBackend,
-    exit: Exit,
-    vendor: Vendor,
-) -> Outcome {
+pub fn handle<V: VcpuBackend>(ctx: &mut ExitContext<'_, V>, exit: Exit) -> Outcome {
+    let domain = ctx.domain;
+    let vendor = ctx.vendor;
     match exit {
         Exit::Cpuid => {
+            let vcpu = &mut *ctx.vcpu;
             let (leaf, subleaf) = (vcpu.regs().rax as u32, vcpu.regs().rcx as u32);
-            let result = guest_cpuid(vcpu, leaf, subleaf, 0);
+            let result = guest_cpuid(vcpu, domain, ctx.index, ctx.fpu.xcr0, leaf, subleaf);
             vcpu.regs().set_cpuid_result(result);
             vcpu.skip_instruction(2);
             Outcome::Continue
         }
-        Exit::Hypercall => match hypercall(domain, vcpu) {
-            HypercallOutcome::Return(value) => {
+        Exit::Hypercall => {
+            let outcome = hypercall(domain, ctx.index, &mut *ctx.vcpu);
+            let vcpu = &mut *ctx.vcpu;
+            let resume = |vcpu: &mut V, value: i64| {
                 vcpu.regs().rax = value as u64;
                 vcpu.skip_instruction(3);
-                Outcome::Continue
+            };
+            match outcome {
+                HypercallOutcome::Return(value) => {
+                    resume(vcpu, value);
+                    Outcome::Continue
+                }
+                HypercallOutcome::Yield => {
+                    resume(vcpu, 0);
+                    Outcome::Yield
+                }
+                HypercallOutcome::Block => {
+                    resume(vcpu, 0);
+                    Outcome::Block
+                }
+                HypercallOutcome::Shutdown(reason) => Outcome::Shutdown(reason as u32),
             }
-            HypercallOutcome::Shutdown(reason) => Outcome::Shutdown(reason as u32),
-        },
+        }
+        Exit::Xsetbv { xcr, value } => {
+            let vcpu = &mut *ctx.vcpu;
+            let allowed = domain.cpuid_policy.xcr0_allowed();
+            match super::fpu::checked_xcr0(xcr, value, allowed) {
+                Some(xcr0) => {
+                    ctx.fpu.set_xcr0(xcr0);
+                    vcpu.skip_instruction(3);
+                }
+                // What the CPU does with a value it does not accept (SDM Vol. 2D XSETBV).
+                None => vcpu.inject_exception(13, Some(0)),
+            }
+            Outcome::Continue
+        }
         Exit::MsrWrite { msr, value } => {
+            let vcpu = &mut *ctx.vcpu;
             match msr {
                 MSR_EFER => vcpu.write_efer(value),
                 MSR_XEN_HYPERCALL_PAGE => {
@@ -60,7 +104,7 @@ pub fn handle(
                         Vendor::Svm => XenVendor::Amd,
                     };
                     write_hypercall_page(&mut page, xen_vendor);
-                    if domain.ram.write(value & !0xfff, &page).is_err() {
+                    if domain.ram.write_bytes(value & !0xfff, &page).is_err() {
                         vcpu.inject_exception(13, Some(0));
                         return Outcome::Continue;
                     }
@@ -75,6 +119,7 @@ pub fn handle(
             Outcome::Continue
         }
         Exit::MsrRead { msr } => {
+            let vcpu = &mut *ctx.vcpu;
             let value = match msr {
                 MSR_EFER => vcpu.paging_state().efer,
                 _ => {
@@ -89,13 +134,14 @@ pub fn handle(
             Outcome::Continue
         }
         Exit::Io(io) => {
+            let vcpu = &mut *ctx.vcpu;
             if io.string || io.rep {
                 return Outcome::Crash("string I/O instructions are not emulated yet");
             }
             if io.write {
                 if io.port == 0xE9 {
                     let byte = vcpu.regs().rax as u8;
-                    domain.console.write(&[byte]);
+                    domain.console.lock().write(&[byte]);
                 }
             } else {
                 // Unclaimed ports read all-ones, as on a PC bus with nothing there.
@@ -106,9 +152,9 @@ pub fn handle(
             Outcome::Continue
         }
         Exit::Hlt => {
-            // No event sources yet: a HLT with nothing to wake it would be forever.
-            vcpu.skip_instruction(1);
-            Outcome::Crash("HLT with no event source (the guest would never wake)")
+            // The vCPU waits for an event; it resumes after the HLT.
+            ctx.vcpu.skip_instruction(1);
+            Outcome::Block
         }
         Exit::NestedPageFault(_) => Outcome::Crash("access outside the domain's memory"),
         Exit::Shutdown => Outcome::Crash("triple fault"),
@@ -121,28 +167,34 @@ pub fn handle(
 
 /// CPUID as a guest sees it: the domain's policy applied to the host's values
 /// (`ferrovisor::cpuid_policy`), Xen's leaves at 0x40000000.
-fn guest_cpuid(vcpu: &impl VcpuBackend, leaf: u32, subleaf: u32, vcpu_id: u32) -> [u32; 4] {
+fn guest_cpuid(
+    vcpu: &impl VcpuBackend,
+    domain: &Domain,
+    vcpu_id: u32,
+    xcr0: u64,
+    leaf: u32,
+    subleaf: u32,
+) -> [u32; 4] {
     // Xen's leaves are pure functions of (leaf, vCPU): answer them without consulting
     // the host (the hot path of PV-aware guests, and of the exit benchmark).
     if (0x4000_0000..0x4001_0000).contains(&leaf) {
-        return ferrovisor::xen::cpuid::xen_leaf(leaf, subleaf, vcpu_id)
+        return ferrovisor::xen::cpuid::xen_leaf(leaf, subleaf, vcpu_id, domain.tsc_khz)
             .map_or([0; 4], |r| [r.eax, r.ebx, r.ecx, r.edx]);
     }
-    // One vCPU per domain until domains grow several.
-    const POLICY: CpuidPolicy = CpuidPolicy::new(1);
     let p = vcpu.paging_state();
     let context = VcpuCpuidContext {
         vcpu_id,
         apic_id: vcpu_id,
         cr4_osxsave: p.cr4 & (1 << 18) != 0,
         cr4_pke: p.cr4 & (1 << 22) != 0,
-        xcr0: 1,
+        xcr0,
         // No virtual local APIC yet: the guest must not think it has one.
         apic_enabled: false,
         long_mode: p.efer & (1 << 10) != 0,
+        tsc_khz: domain.tsc_khz,
     };
     let host = |leaf, subleaf| core::arch::x86_64::__cpuid_count(leaf, subleaf);
-    let r = guest_cpuid_policy(&POLICY, &host, leaf, subleaf, context);
+    let r = guest_cpuid_policy(&domain.cpuid_policy, &host, leaf, subleaf, context);
     [r.eax, r.ebx, r.ecx, r.edx]
 }
 
@@ -150,7 +202,7 @@ fn guest_cpuid(vcpu: &impl VcpuBackend, leaf: u32, subleaf: u32, vcpu_id: u32) -
 /// vCPU's own page tables, then copied (never mapped into the hypervisor). The paging
 /// state is read only when a hypercall actually passes a pointer.
 struct VcpuMemory<'a, V: VcpuBackend> {
-    ram: &'a mut GuestRam,
+    ram: SharedRam<'a>,
     vcpu: &'a V,
     context: core::cell::OnceCell<Option<PagingContext>>,
 }
@@ -175,7 +227,7 @@ impl<V: VcpuBackend> GuestAccess for VcpuMemory<'_, V> {
             gva,
             &context,
             AccessRequest::SUPERVISOR_READ,
-            &*self.ram,
+            &self.ram,
             buf,
         )
         .map_err(|_| XenErrno::EFAULT)
@@ -190,23 +242,93 @@ impl<V: VcpuBackend> GuestAccess for VcpuMemory<'_, V> {
             gva,
             &context,
             AccessRequest::SUPERVISOR_WRITE,
-            &mut *self.ram,
+            &mut self.ram,
             buf,
         )
         .map_err(|_| XenErrno::EFAULT)
     }
 }
 
-fn hypercall<V: VcpuBackend>(domain: &mut Domain, vcpu: &mut V) -> HypercallOutcome {
+fn hypercall<V: VcpuBackend>(domain: &Arc<Domain>, index: u32, vcpu: &mut V) -> HypercallOutcome {
     let number = vcpu.regs().rax;
     let args = vcpu.regs().hypercall_args();
     let mut memory = VcpuMemory {
-        ram: &mut domain.ram,
+        ram: SharedRam(&domain.ram),
         vcpu: &*vcpu,
         context: core::cell::OnceCell::new(),
     };
-    let console = &mut domain.console;
-    dispatch(number, args, &mut memory, &mut |bytes: &[u8]| {
-        console.write(bytes)
-    })
+    let mut env = KernelDomain {
+        domain,
+        caller: index,
+    };
+    dispatch(number, args, &mut memory, &mut env)
+}
+
+/// The calling vCPU's domain, as the hypercall layer sees it.
+struct KernelDomain<'a> {
+    domain: &'a Arc<Domain>,
+    caller: u32,
+}
+
+impl DomainEnv for KernelDomain<'_> {
+    fn console_write(&mut self, bytes: &[u8]) {
+        self.domain.console.lock().write(bytes);
+    }
+
+    fn vcpu_count(&self) -> u32 {
+        self.domain.vcpu_count
+    }
+
+    fn vcpu_initialised(&self, vcpu: u32) -> bool {
+        self.domain.life(vcpu) != VcpuLife::Down
+    }
+
+    fn vcpu_is_up(&self, vcpu: u32) -> bool {
+        self.domain.life(vcpu) == VcpuLife::Up
+    }
+
+    fn vcpu_initialise(&mut self, vcpu: u32, state: &VcpuInitState) -> Result<(), XenErrno> {
+        if vcpu == self.caller
+            || !self
+                .domain
+                .change_life(vcpu, VcpuLife::Down, VcpuLife::Initialising)
+        {
+            return Err(XenErrno::EEXIST);
+        }
+        // A vCPU that is down was never woken, so no CPU holds its slot for long.
+        let id = self.domain.vcpu_id(vcpu);
+        let stored = match super::vcpu::SLOTS[id.0 as usize].lock().as_mut() {
+            Some(target) => {
+                target.pending_state = Some(*state);
+                true
+            }
+            None => false,
+        };
+        if !stored {
+            self.domain
+                .change_life(vcpu, VcpuLife::Initialising, VcpuLife::Down);
+            return Err(XenErrno::EINVAL);
+        }
+        self.domain
+            .change_life(vcpu, VcpuLife::Initialising, VcpuLife::Initialised);
+        log::info!(
+            "domain {}: vcpu {vcpu} initialised by vcpu {}: rip {:#x}, {}",
+            self.domain.id,
+            self.caller,
+            state.rip,
+            if state.long_mode() { "64-bit" } else { "32-bit" }
+        );
+        Ok(())
+    }
+
+    fn vcpu_up(&mut self, vcpu: u32) -> Result<(), XenErrno> {
+        if self
+            .domain
+            .change_life(vcpu, VcpuLife::Initialised, VcpuLife::Up)
+        {
+            log::info!("domain {}: vcpu {vcpu} up", self.domain.id);
+            super::cpu_loop::wake_if_runnable(self.domain, vcpu);
+        }
+        Ok(())
+    }
 }

@@ -31,11 +31,15 @@ macro_rules! rsb_fill {
 }
 
 pub mod boot_domains;
+pub mod cpu_loop;
 pub mod domain;
 mod exits;
+pub mod fpu;
+pub mod manager;
 #[cfg(feature = "selftest")]
 pub mod smoke;
 pub mod svm;
+pub mod vcpu;
 pub mod vmx;
 
 use ferrovisor::nested_paging::TableMemory;
@@ -104,18 +108,14 @@ pub struct PagingState {
     pub efer: u64,
 }
 
-/// What a new vCPU starts with: the PVH entry state (SDM/APM-neutral: 32-bit protected
-/// mode, paging off, flat segments, EBX = `hvm_start_info`).
+/// What a backend needs besides the vCPU's architectural state.
 #[derive(Clone, Copy, Debug)]
 pub struct VcpuConfig {
     /// Root of the domain's nested page tables (EPT PML4 / nCR3), physical.
     pub nested_root: u64,
-    /// VPID (VT-x) or ASID (AMD-V), never 0 (reserved for the host).
+    /// VPID (VT-x), never 0 (reserved for the host). AMD-V assigns ASIDs per CPU as
+    /// vCPUs are loaded.
     pub tag: u16,
-    /// 32-bit entry point.
-    pub entry: u32,
-    /// EBX at entry (the start-info address).
-    pub ebx: u32,
 }
 
 /// One vCPU, as each backend implements it.
@@ -151,7 +151,11 @@ pub enum VirtCpu {
 /// Turns on VT-x or AMD-V on the calling CPU. `Err` says why not (the CPU then runs no
 /// guests; the hypervisor goes on).
 pub fn enable_on_this_cpu() -> Result<VirtCpu, &'static str> {
-    match Vendor::detect()? {
+    let vendor = Vendor::detect()?;
+    // Guest vector state is switched with XSAVE (or FXSAVE): enable it first, so the
+    // host CR4 a VMCS records already has it.
+    fpu::enable_on_this_cpu();
+    match vendor {
         Vendor::Svm => svm::enable_on_this_cpu().map(VirtCpu::Svm).map_err(|e| {
             log::warn!("svm: {e}");
             "AMD-V could not be enabled"
@@ -168,85 +172,8 @@ pub fn this_cpu() -> Option<&'static VirtCpu> {
     crate::percpu::try_current()?.virt.get()?.as_ref()
 }
 
-/// Builds a domain from a boot module and runs it to its end on the calling CPU: the
-/// path boot-time domains take until the scheduler runs them side by side.
-/// Returns how it ended, or `None` when it could not be created (reason logged).
-pub fn run_module_as_domain(id: u16, module: &ferrovisor_boot::Module) -> Option<domain::Ending> {
-    let name = module.name().rsplit('/').next().unwrap_or("");
-    run_domain(id, name, module, module.args(), domain::DEFAULT_RAM)
-}
-
-/// Builds domain `id` named `name` from the PVH kernel in `kernel` with `memory_bytes`
-/// of RAM and command line `cmdline`, runs it to its end on the calling CPU, and
-/// destroys it. `None` when it could not be created (reason logged).
-pub fn run_domain(
-    id: u16,
-    name: &str,
-    kernel: &ferrovisor_boot::Module,
-    cmdline: &str,
-    memory_bytes: u64,
-) -> Option<domain::Ending> {
-    let module = kernel;
-    let vendor = match Vendor::detect() {
-        Ok(vendor) => vendor,
-        Err(why) => {
-            log::warn!("domain {id} ({name}): not created: {why}");
-            return None;
-        }
-    };
-    // SAFETY: boot modules are RAM the frame allocator never hands out (they are
-    // reserved), covered by the direct map, and nothing writes them.
-    let image = unsafe {
-        core::slice::from_raw_parts(
-            phys_to_virt(module.start) as *const u8,
-            module.len() as usize,
-        )
-    };
-    let (mut domain, config, counts) =
-        match domain::Domain::build(id, name, image, cmdline, vendor, memory_bytes) {
-            Ok(built) => built,
-            Err(e) => {
-                log::warn!("domain {id} ({name}): not created: {e}");
-                return None;
-            }
-        };
-    log::info!(
-        "domain {id} ({name}): created on cpu {}: {} MiB RAM, entry {:#x}; nested paging {} x 1 GiB, {} x 2 MiB, {} x 4 KiB, {} table pages",
-        crate::percpu::current().index,
-        domain.ram.size() >> 20,
-        config.entry,
-        counts.pages_1g,
-        counts.pages_2m,
-        counts.pages_4k,
-        counts.tables
-    );
-    let ending = match this_cpu() {
-        Some(VirtCpu::Svm(cpu)) => match svm::SvmVcpu::new(cpu, &config) {
-            Ok(mut vcpu) => domain::run(&mut domain, &mut vcpu, vendor),
-            Err(e) => {
-                log::warn!("domain {id} ({name}): no vCPU: {e}");
-                return None;
-            }
-        },
-        Some(VirtCpu::Vmx(cpu)) => match vmx::VmxVcpu::new(cpu, &config) {
-            Ok(mut vcpu) => domain::run(&mut domain, &mut vcpu, vendor),
-            Err(e) => {
-                log::warn!("domain {id} ({name}): no vCPU: {e}");
-                return None;
-            }
-        },
-        None => {
-            log::warn!("domain {id} ({name}): not started: this CPU has no usable virtualization");
-            return None;
-        }
-    };
-    drop(domain);
-    log::info!("domain {id} ({name}): destroyed");
-    Some(ending)
-}
-
-/// Builds a domain from `kernel` with `memory_bytes` of RAM and its vCPU, then destroys
-/// both without running them (the churn test). Returns whether it was created.
+/// Builds a domain of `memory_bytes` from `kernel` with its vCPU, then destroys both
+/// without running them (the churn test). Returns whether it was created.
 #[cfg(feature = "selftest")]
 pub fn create_and_destroy(
     id: u16,
@@ -254,26 +181,14 @@ pub fn create_and_destroy(
     kernel: &ferrovisor_boot::Module,
     memory_bytes: u64,
 ) -> bool {
-    let Ok(vendor) = Vendor::detect() else {
-        return false;
-    };
-    // SAFETY: boot modules are RAM the frame allocator never hands out (they are
-    // reserved), covered by the direct map, and nothing writes them.
-    let image = unsafe {
-        core::slice::from_raw_parts(
-            phys_to_virt(kernel.start) as *const u8,
-            kernel.len() as usize,
-        )
-    };
-    let Ok((domain, config, _)) = domain::Domain::build(id, name, image, "", vendor, memory_bytes)
-    else {
-        return false;
-    };
-    let created = match this_cpu() {
-        Some(VirtCpu::Svm(cpu)) => svm::SvmVcpu::new(cpu, &config).is_ok(),
-        Some(VirtCpu::Vmx(cpu)) => vmx::VmxVcpu::new(cpu, &config).is_ok(),
+    let spec = manager::DomainSpec::simple(id, name, *kernel, "", memory_bytes);
+    match manager::build(&spec) {
+        Some(built) => {
+            let ids: alloc::vec::Vec<_> = built.domain.vcpu_ids().to_vec();
+            drop(built);
+            vcpu::release_ids(&ids);
+            true
+        }
         None => false,
-    };
-    drop(domain);
-    created
+    }
 }

@@ -32,29 +32,35 @@ pub fn run() -> Result<&'static str, &'static str> {
     let config = |root| VcpuConfig {
         nested_root: root,
         tag: 1,
-        entry: 0x1000,
-        ebx: 0,
     };
+    let entry = ferrovisor::vcpu::VcpuInitState::pvh_entry(0x1000, 0);
+    let here = crate::percpu::current().index;
     match vendor {
         Vendor::Svm => {
             let Some(super::VirtCpu::Svm(cpu)) = super::this_cpu() else {
                 return Err("AMD-V is not enabled on this CPU");
             };
             let root = map_guest(Npt { gib_pages: gib }, ram)?;
-            let mut vcpu = super::svm::SvmVcpu::new(cpu, &config(root))
+            let mut vcpu = super::svm::SvmVcpu::new(cpu.nrips(), &config(root), &entry)
                 .map_err(|_| "no memory for the vCPU")?;
-            exercise(&mut vcpu)
+            vcpu.load(cpu, here);
+            let result = exercise(&mut vcpu);
+            vcpu.put();
+            result
         }
         Vendor::Vmx => {
             let Some(super::VirtCpu::Vmx(cpu)) = super::this_cpu() else {
                 return Err("VT-x is not enabled on this CPU");
             };
             let root = map_guest(Ept { gib_pages: gib }, ram)?;
-            let mut vcpu = super::vmx::VmxVcpu::new(cpu, &config(root)).map_err(|e| {
+            let mut vcpu = super::vmx::VmxVcpu::new(cpu, &config(root), &entry).map_err(|e| {
                 log::warn!("vmx: {e}");
                 "no vCPU"
             })?;
+            let _ = here;
+            vcpu.load().map_err(|_| "the VMCS could not be loaded")?;
             let first = exercise(&mut vcpu)?;
+            vcpu.put();
             console_print!("vmm-smoke: {first}\n");
             drop(vcpu);
             super::vmx::selftest::long_mode_guest(cpu)

@@ -3,7 +3,12 @@
 
 mod switch;
 
-use ferrovisor::vcpu::{Exit, GuestRegisters, InvalidStateReason, IoAccess, IoSize, NestedFault};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use ferrovisor::vcpu::{
+    Exit, GuestRegisters, InvalidStateReason, IoAccess, IoSize, NestedFault, Segment,
+    VcpuInitState,
+};
 use ferrovisor_arch::svm::exit::{
     EventInjection, Intercepts1, Intercepts2, IoioInfo, NpfErrorCode, SvmExitCode,
 };
@@ -45,6 +50,36 @@ pub struct SvmCpu {
     host_vmcb: u64,
     /// Whether #VMEXIT saves the next RIP (NRIPS).
     nrips: bool,
+    /// ASIDs this CPU offers guests: 1..asid_count (CPUID 8000_000A EBX; 0 is the
+    /// host's).
+    asid_count: u32,
+    /// The next ASID to hand out in this generation, and the generation: when the ASIDs
+    /// run out, the generation advances and the whole TLB is flushed, so every vCPU that
+    /// runs here next takes a fresh ASID (the scheme KVM uses). Only this CPU touches
+    /// them, with interrupts disabled.
+    next_asid: AtomicU32,
+    asid_generation: AtomicU64,
+}
+
+impl SvmCpu {
+    /// Whether #VMEXIT saves the next RIP (NRIPS).
+    pub fn nrips(&self) -> bool {
+        self.nrips
+    }
+
+    /// A fresh ASID on this CPU, and whether the TLB must be flushed for all ASIDs
+    /// first (a new generation began).
+    fn allocate_asid(&self) -> (u32, u64, bool) {
+        let mut asid = self.next_asid.load(Ordering::Relaxed);
+        let mut flush_all = false;
+        if asid >= self.asid_count {
+            self.asid_generation.fetch_add(1, Ordering::Relaxed);
+            asid = 1;
+            flush_all = true;
+        }
+        self.next_asid.store(asid + 1, Ordering::Relaxed);
+        (asid, self.asid_generation.load(Ordering::Relaxed), flush_all)
+    }
 }
 
 /// Turns AMD-V on for the calling CPU: EFER.SVME, the host save area, and a host VMCB
@@ -59,6 +94,7 @@ pub fn enable_on_this_cpu() -> Result<SvmCpu, SvmError> {
         return Err(SvmError::NoNestedPaging);
     }
     let nrips = info.as_ref().is_some_and(|i| i.has_nrip());
+    let asid_count = info.as_ref().map_or(1, |i| i.supported_asids()).max(2);
     let host_save = alloc_zeroed(0).ok_or(SvmError::OutOfMemory)?;
     let host_vmcb = alloc_zeroed(0).ok_or(SvmError::OutOfMemory)?;
     // SAFETY: CPUID and VM_CR say SVM exists and is allowed; setting EFER.SVME only
@@ -69,30 +105,34 @@ pub fn enable_on_this_cpu() -> Result<SvmCpu, SvmError> {
     // SAFETY: VMSAVE stores this CPU's hidden state to a page we own (physical address
     // in RAX, 4 KiB-aligned), with SVME set.
     unsafe { core::arch::asm!("vmsave rax", in("rax") host_vmcb, options(nostack)) };
-    Ok(SvmCpu { host_vmcb, nrips })
+    Ok(SvmCpu {
+        host_vmcb,
+        nrips,
+        asid_count,
+        next_asid: AtomicU32::new(1),
+        asid_generation: AtomicU64::new(1),
+    })
 }
 
-/// One AMD-V vCPU.
+/// One AMD-V vCPU. Its VMCB is plain memory, so it may run on any CPU: [`SvmVcpu::load`]
+/// gives it the CPU's host save state and an ASID valid there.
 pub struct SvmVcpu {
     vmcb_pa: u64,
     iopm_pa: u64,
     msrpm_pa: u64,
+    /// The host VMCB of the CPU it is loaded on (0 when not loaded).
     host_vmcb: u64,
     nrips: bool,
     regs: GuestRegisters,
     /// Bytes of the intercepted instruction, for CPUs without NRIPS.
     pending_skip: u64,
+    /// Where its ASID is valid: (CPU index, that CPU's ASID generation).
+    asid_owner: Option<(u32, u64)>,
 }
 
-// Guest segment attributes in the VMCB's packed form (APM §15.5.1: the descriptor's
-// type/S/DPL/P in bits 7:0, AVL/L/DB/G in bits 11:8).
-const CODE32: u16 = 0x0C9B; // accessed exec/read, S, P, DB, G
-const DATA32: u16 = 0x0C93; // accessed read/write, S, P, DB, G
-const TSS32_BUSY: u16 = 0x008B;
-
 impl SvmVcpu {
-    /// A vCPU at the PVH entry state.
-    pub fn new(cpu: &SvmCpu, config: &VcpuConfig) -> Result<Self, SvmError> {
+    /// A vCPU in `state`, not loaded on any CPU.
+    pub fn new(nrips: bool, config: &VcpuConfig, state: &VcpuInitState) -> Result<Self, SvmError> {
         let vmcb_pa = alloc_zeroed(0).ok_or(SvmError::OutOfMemory)?;
         // All ports and MSRs intercepted: policy decides (unclaimed ports read all-ones).
         let iopm = alloc_zeroed(2).ok_or(SvmError::OutOfMemory)?; // 12 KiB used of 16
@@ -106,12 +146,12 @@ impl SvmVcpu {
             vmcb_pa,
             iopm_pa: iopm,
             msrpm_pa: msrpm,
-            host_vmcb: cpu.host_vmcb,
-            nrips: cpu.nrips,
+            host_vmcb: 0,
+            nrips,
             regs: GuestRegisters::default(),
             pending_skip: 0,
+            asid_owner: None,
         };
-        vcpu.regs.rbx = u64::from(config.ebx);
         let vmcb = vcpu.vmcb();
         let c = &mut vmcb.control;
         c.intercept_misc1 = (Intercepts1::INTR
@@ -132,52 +172,97 @@ impl SvmVcpu {
             | Intercepts2::VMSAVE
             | Intercepts2::STGI
             | Intercepts2::CLGI
-            | Intercepts2::SKINIT)
+            | Intercepts2::SKINIT
+            // XCR0 is the vCPU's: a write is checked against the domain's policy.
+            | Intercepts2::XSETBV)
             .bits();
         c.iopm_base_pa = iopm;
         c.msrpm_base_pa = msrpm;
-        c.guest_asid = u32::from(config.tag.max(1));
+        // A real ASID is assigned when a CPU first loads the vCPU.
+        c.guest_asid = 1;
         c.tlb_control = tlb_control::FLUSH_GUEST;
         c.nested_control = NestedControl::NP_ENABLE.bits();
         c.n_cr3 = config.nested_root;
-
-        let s = &mut vmcb.save;
-        let flat = |selector, attrib| VmcbSegment {
-            selector,
-            attrib,
-            limit: 0xFFFF_FFFF,
-            base: 0,
-        };
-        s.cs = flat(0x08, CODE32);
-        for segment in [&mut s.ds, &mut s.es, &mut s.ss, &mut s.fs, &mut s.gs] {
-            *segment = flat(0x10, DATA32);
-        }
-        s.tr = VmcbSegment {
-            selector: 0x18,
-            attrib: TSS32_BUSY,
-            limit: 0x67,
-            base: 0,
-        };
-        s.gdtr = VmcbSegment {
-            selector: 0,
-            attrib: 0,
-            limit: 0xFFFF,
-            base: 0,
-        };
-        s.idtr = VmcbSegment {
-            selector: 0,
-            attrib: 0,
-            limit: 0xFFFF,
-            base: 0,
-        };
-        s.cr0 = 0x11; // PE, ET
-        s.efer = EFER_SVME;
-        s.dr6 = 0xFFFF_0FF0;
-        s.dr7 = 0x400;
-        s.rflags = 0x2;
-        s.rip = u64::from(config.entry);
-        s.g_pat = 0x0007_0406_0007_0406;
+        let save = &mut vmcb.save;
+        save.dr6 = 0xFFFF_0FF0;
+        save.dr7 = 0x400;
+        save.g_pat = 0x0007_0406_0007_0406;
+        vcpu.write_state(state);
         Ok(vcpu)
+    }
+
+    /// Loads an architectural state into the VMCB (APM §15.5.1: segment attributes are
+    /// already in the VMCB's packed form). EFER keeps SVME, which VMRUN requires.
+    fn write_state(&mut self, state: &VcpuInitState) {
+        self.regs = state.regs;
+        let save = &mut self.vmcb().save;
+        let segment = |s: &Segment| VmcbSegment {
+            selector: s.selector,
+            attrib: s.attributes,
+            limit: s.limit,
+            base: s.base,
+        };
+        save.cs = segment(&state.cs);
+        save.ds = segment(&state.ds);
+        save.es = segment(&state.es);
+        save.ss = segment(&state.ss);
+        save.fs = segment(&state.fs);
+        save.gs = segment(&state.gs);
+        save.tr = segment(&state.tr);
+        save.ldtr = segment(&state.ldtr);
+        save.gdtr = VmcbSegment {
+            selector: 0,
+            attrib: 0,
+            limit: u32::from(state.gdtr.limit),
+            base: state.gdtr.base,
+        };
+        save.idtr = VmcbSegment {
+            selector: 0,
+            attrib: 0,
+            limit: u32::from(state.idtr.limit),
+            base: state.idtr.base,
+        };
+        save.cpl = 0;
+        save.cr0 = state.cr0;
+        save.cr3 = state.cr3;
+        save.cr4 = state.cr4;
+        save.efer = state.efer | EFER_SVME;
+        save.rflags = state.rflags;
+        save.rip = state.rip;
+        save.rsp = state.rsp;
+        save.rax = state.regs.rax;
+        // Whatever the guest's TLB held for the old state is stale.
+        self.vmcb().control.tlb_control = tlb_control::FLUSH_GUEST;
+    }
+
+    /// Makes the vCPU runnable on the calling CPU (`cpu` is that CPU's state): the
+    /// CPU's host save VMCB, and an ASID valid on this CPU in its current generation
+    /// (APM §15.16: a guest's TLB entries are tagged with its ASID, per CPU).
+    pub fn load(&mut self, cpu: &SvmCpu, cpu_index: u32) {
+        self.host_vmcb = cpu.host_vmcb;
+        let generation = cpu.asid_generation.load(Ordering::Relaxed);
+        if self.asid_owner != Some((cpu_index, generation)) {
+            let (asid, generation, flush_all) = cpu.allocate_asid();
+            self.asid_owner = Some((cpu_index, generation));
+            let control = &mut self.vmcb().control;
+            control.guest_asid = asid;
+            // A fresh ASID in this generation has no entries; a new generation
+            // starts from an empty TLB.
+            if flush_all {
+                control.tlb_control = tlb_control::FLUSH_ALL;
+            }
+        }
+    }
+
+    /// The vCPU stops running on this CPU; nothing is cached in the CPU but its ASID's
+    /// TLB entries, which `load` accounts for.
+    pub fn put(&mut self) {
+        self.host_vmcb = 0;
+    }
+
+    /// Replaces the whole architectural state (VCPUOP_initialise).
+    pub fn set_state(&mut self, state: &VcpuInitState) {
+        self.write_state(state);
     }
 
     fn vmcb(&mut self) -> &mut Vmcb {
@@ -206,6 +291,10 @@ impl SvmVcpu {
         match kind {
             SvmExitCode::Cpuid => Exit::Cpuid,
             SvmExitCode::Hlt => Exit::Hlt,
+            SvmExitCode::Xsetbv => Exit::Xsetbv {
+                xcr: self.regs.rcx as u32,
+                value: (self.regs.rdx << 32) | (self.regs.rax & 0xffff_ffff),
+            },
             SvmExitCode::Vmmcall => Exit::Hypercall,
             SvmExitCode::Msr => {
                 let msr = self.regs.rcx as u32;
@@ -273,13 +362,13 @@ impl VcpuBackend for SvmVcpu {
         let rax = self.regs.rax;
         self.vmcb().save.rax = rax;
         let regs: *mut GuestRegisters = &mut self.regs;
+        debug_assert!(self.host_vmcb != 0, "svm: run without load");
         // SAFETY: the VMCB is fully initialised and ours; `regs` is a live exclusive
-        // borrow; the host VMCB was VMSAVEd on this CPU by `enable_on_this_cpu` (vCPUs
-        // run only on the CPU that created them); interrupts are disabled by the run
-        // loop around this call.
+        // borrow; `load` set `host_vmcb` to the host VMCB this CPU VMSAVEd in
+        // `enable_on_this_cpu`; interrupts are disabled by the run loop around this call.
         unsafe { switch::svm_world_switch(self.vmcb_pa, regs, self.host_vmcb) };
         self.regs.rax = self.vmcb_ref().save.rax;
-        // The TLB flush requested at creation is done; later flushes are explicit.
+        // A requested TLB flush is done; later ones are explicit.
         self.vmcb().control.tlb_control = tlb_control::DO_NOTHING;
         self.decode()
     }

@@ -57,7 +57,8 @@ pub enum VmxError {
     OutOfMemory,
     /// The vCPU configuration is unusable.
     Config(&'static str),
-    /// A vCPU used on a CPU other than the one that created it.
+    /// A vCPU used on a CPU that has not loaded it (`owner`: the CPU whose host state
+    /// its VMCS holds, `u32::MAX` for none).
     WrongCpu { owner: u32, running: u32 },
     /// VMXON, VMCLEAR, VMPTRLD, INVEPT or INVVPID failed.
     Instruction {
@@ -109,7 +110,7 @@ impl core::fmt::Display for VmxError {
             Self::OutOfMemory => f.write_str("no memory for a VMX structure"),
             Self::Config(what) => write!(f, "bad vCPU configuration: {what}"),
             Self::WrongCpu { owner, running } => {
-                write!(f, "vCPU of cpu {owner} used on cpu {running}")
+                write!(f, "vCPU loaded on cpu {owner} used on cpu {running}")
             }
             Self::Instruction { instruction, fail } => write!(f, "{instruction} failed: {fail}"),
             Self::Vmcs(e) => write!(f, "{e}"),

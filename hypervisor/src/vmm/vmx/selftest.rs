@@ -175,14 +175,14 @@ pub fn long_mode_guest(cpu: &VmxCpu) -> Result<&'static str, &'static str> {
     let config = VcpuConfig {
         nested_root: space.root(),
         tag: 2,
-        entry: GUEST_BASE as u32,
-        ebx: 0x1234,
     };
+    let entry = ferrovisor::vcpu::VcpuInitState::pvh_entry(GUEST_BASE as u32, 0x1234);
     let result = (|| {
-        let mut vcpu = VmxVcpu::new(cpu, &config).map_err(|e| {
+        let mut vcpu = VmxVcpu::new(cpu, &config, &entry).map_err(|e| {
             log::warn!("vmx-selftest: {e}");
             "no vCPU"
         })?;
+        vcpu.load().map_err(|_| "the VMCS could not be loaded")?;
         if vcpu.regs().rbx != 0x1234 || vcpu.rip() != GUEST_BASE {
             return Err("wrong entry state");
         }

@@ -1,11 +1,15 @@
 //! One VT-x vCPU: its VMCS and bitmaps, the run loop around the world switch, and the
 //! translation of VM exits (SDM Vol. 3C §28.2, Vol. 3D Appendix C) into [`Exit`].
 //!
-//! A vCPU belongs to the CPU that created it: its VMCS is active there (§25.11.1) and its
-//! host state is that CPU's. Several vCPUs may share a CPU; each method makes its own
-//! VMCS current first.
+//! A VMCS is active on at most one CPU at a time (§25.11.1). A vCPU's VMCS is made
+//! current by [`VmxVcpu::load`] on the CPU that is about to run it and cleared by
+//! [`VmxVcpu::put`] when that CPU stops running it, so between runs it is active nowhere
+//! and any CPU may load it next; `load` rewrites the host-state area when the CPU
+//! changed and drops translations a previous stay on that CPU may have left.
 
-use ferrovisor::vcpu::{Exit, GuestRegisters, InvalidStateReason, IoAccess, IoSize, NestedFault};
+use ferrovisor::vcpu::{
+    Exit, GuestRegisters, InvalidStateReason, IoAccess, IoSize, NestedFault, VcpuInitState,
+};
 use ferrovisor_arch::vmx::bitmaps::{IoBitmaps, MsrBitmap};
 use ferrovisor_arch::vmx::controls::{CR0_PE, CR0_PG, CR4_VMXE, CrFixed, EntryControls};
 use ferrovisor_arch::vmx::ept::{EptEntry, EptLevel, EptMemoryType, Eptp};
@@ -54,8 +58,11 @@ pub struct VmxVcpu {
     vmcs: u64,
     msr_bitmap: u64,
     io_bitmaps: u64,
-    cpu_index: u32,
-    /// VMLAUNCH has succeeded: later entries use VMRESUME (§27.1).
+    /// The CPU whose host state the VMCS holds.
+    host_cpu: u32,
+    /// Current on `host_cpu` (between `load` and `put`).
+    loaded: bool,
+    /// VMLAUNCH has succeeded since the last VMCLEAR: later entries use VMRESUME (§27.1).
     launched: bool,
     vpid: u16,
     eptp: u64,
@@ -78,9 +85,10 @@ enum CrWrite {
 }
 
 impl VmxVcpu {
-    /// A vCPU at the PVH entry state, on the calling CPU (which must be `cpu`'s):
-    /// VMCS and bitmaps allocated, VMCLEAR + VMPTRLD, every field written.
-    pub fn new(cpu: &VmxCpu, config: &VcpuConfig) -> Result<Self, VmxError> {
+    /// A vCPU in `state`, created on the calling CPU (whose VMX state `cpu` is) and left
+    /// loaded nowhere: VMCS and bitmaps allocated, every field written, VMCLEARed. The
+    /// VMCS that was current on this CPU, if any, is current again afterwards.
+    pub fn new(cpu: &VmxCpu, config: &VcpuConfig, state: &VcpuInitState) -> Result<Self, VmxError> {
         let here = crate::percpu::current().index;
         if here != cpu.cpu_index() {
             return Err(VmxError::WrongCpu {
@@ -109,22 +117,27 @@ impl VmxVcpu {
         // SAFETY: the three blocks were just allocated to us, are mapped by the direct
         // map and are at least as large and aligned as each type (4 KiB, 8 KiB).
         unsafe { (phys_to_virt(vmcs) as *mut u32).write(caps.revision_id) };
+        // Copied from statics: 12 KiB of temporaries would otherwise sit on the stack.
+        static MSR_BITMAP: MsrBitmap = MsrBitmap::intercept_all();
+        static IO_BITMAPS: IoBitmaps = IoBitmaps::intercept_all();
+        // SAFETY: see above; the statics do not overlap the frames.
+        unsafe {
+            core::ptr::copy_nonoverlapping(&MSR_BITMAP, phys_to_virt(msr_bitmap) as *mut MsrBitmap, 1)
+        };
         // SAFETY: see above.
-        unsafe { (phys_to_virt(msr_bitmap) as *mut MsrBitmap).write(MsrBitmap::intercept_all()) };
-        // SAFETY: see above.
-        unsafe { (phys_to_virt(io_bitmaps) as *mut IoBitmaps).write(IoBitmaps::intercept_all()) };
+        unsafe {
+            core::ptr::copy_nonoverlapping(&IO_BITMAPS, phys_to_virt(io_bitmaps) as *mut IoBitmaps, 1)
+        };
 
         let cr0_fixed = caps.cr0.relaxed_for_unrestricted_guest();
         let cr4_fixed = caps.cr4;
-        let vcpu = Self {
-            regs: GuestRegisters {
-                rbx: u64::from(config.ebx),
-                ..GuestRegisters::default()
-            },
+        let mut vcpu = Self {
+            regs: state.regs,
             vmcs,
             msr_bitmap,
             io_bitmaps,
-            cpu_index: here,
+            host_cpu: here,
+            loaded: false,
             launched: false,
             vpid: config.tag,
             eptp: eptp.0,
@@ -136,7 +149,8 @@ impl VmxVcpu {
             cr0_mask: cr0_fixed.must_be_one | !cr0_fixed.may_be_one,
             cr4_mask: cr4_fixed.must_be_one | !cr4_fixed.may_be_one,
         };
-        // From here on, Drop cleans up (VMCLEAR and frees).
+        // From here on, Drop frees the frames (the VMCS is never left active).
+        let previous = instr::vmptrst();
         // SAFETY: a fresh VMCS region of ours with the revision identifier; VMCLEAR
         // initialises it and sets its launch state to clear (§25.11.3).
         unsafe { instr::vmclear(vmcs) }.map_err(|fail| VmxError::Instruction {
@@ -148,23 +162,97 @@ impl VmxVcpu {
             instruction: "VMPTRLD",
             fail,
         })?;
-        vmcs::initialise(&Setup {
+        vcpu.loaded = true;
+        let written = vmcs::initialise(&Setup {
             controls: &caps.controls,
             host: &host,
-            config,
+            vpid: config.tag,
             eptp: eptp.0,
             msr_bitmap,
             io_bitmaps,
-            cr0_fixed,
-            cr4_fixed,
             cr0_mask: vcpu.cr0_mask,
             cr4_mask: vcpu.cr4_mask,
-        })?;
+        })
+        .map_err(VmxError::from)
+        .and_then(|()| vcpu.write_state(state));
         // Translations cached for this EPT root or VPID by an earlier user are stale
-        // (§29.4.3.4).
-        vcpu.flush_ept()?;
-        vcpu.flush_vpid()?;
+        // (§29.4.3.4); other CPUs drop theirs when they first load the vCPU.
+        let flushed = written.and_then(|()| vcpu.flush_ept()).and_then(|()| vcpu.flush_vpid());
+        vcpu.put();
+        if previous != u64::MAX && previous != vmcs {
+            // SAFETY: `previous` was the current VMCS of this CPU a moment ago, so it is
+            // a valid VMCS active only here; making it current again changes nothing else.
+            if let Err(fail) = unsafe { instr::vmptrld(previous) } {
+                log::error!("vmx: could not make the previous VMCS current again: {fail}");
+            }
+        }
+        flushed?;
         Ok(vcpu)
+    }
+
+    /// Makes the vCPU's VMCS current on the calling CPU so it can run here: VMPTRLD,
+    /// and when it last ran elsewhere, this CPU's host state written and translations
+    /// a previous stay here may have cached for its VPID and EPT root dropped.
+    pub fn load(&mut self) -> Result<(), VmxError> {
+        let here = crate::percpu::current().index;
+        // SAFETY: our VMCS region, initialised by `new` and left clear by `new` or `put`,
+        // so active on no CPU.
+        unsafe { instr::vmptrld(self.vmcs) }.map_err(|fail| VmxError::Instruction {
+            instruction: "VMPTRLD",
+            fail,
+        })?;
+        self.loaded = true;
+        if self.host_cpu != here {
+            vmcs::write_host_state(&HostState::capture()?)?;
+            self.host_cpu = here;
+            self.flush_ept()?;
+            self.flush_vpid()?;
+        }
+        Ok(())
+    }
+
+    /// The calling CPU stops running the vCPU: VMCLEAR writes its VMCS back to memory
+    /// and makes it inactive (§25.11.3), so another CPU may load it. The next entry is a
+    /// VMLAUNCH.
+    pub fn put(&mut self) {
+        if !self.loaded {
+            return;
+        }
+        // SAFETY: our VMCS, current on this CPU (loaded).
+        if let Err(fail) = unsafe { instr::vmclear(self.vmcs) } {
+            log::error!("vmx: VMCLEAR failed ({fail})");
+        }
+        self.loaded = false;
+        self.launched = false;
+    }
+
+    /// Replaces the whole architectural state (VCPUOP_initialise). The vCPU must be
+    /// loaded on this CPU.
+    pub fn set_state(&mut self, state: &VcpuInitState) -> Result<(), VmxError> {
+        self.make_current()?;
+        self.write_state(state)?;
+        Ok(())
+    }
+
+    /// Writes `state` into the current VMCS: segments, control registers (real values
+    /// with the VMX-fixed bits, the guest's own in the read shadows), EFER with the
+    /// matching "IA-32e mode guest" control, PDPTEs for PAE paging (§27.3.2.4).
+    fn write_state(&mut self, state: &VcpuInitState) -> Result<(), VmxError> {
+        self.regs = state.regs;
+        vmcs::write_guest_state(state, self.cr0_fixed, self.cr4_fixed)?;
+        // SAFETY: the shadows only change what the guest reads for host-owned bits.
+        unsafe { instr::write(ControlNatural::Cr0ReadShadow, state.cr0) }?;
+        // SAFETY: as above.
+        unsafe { instr::write(ControlNatural::Cr4ReadShadow, state.cr4) }?;
+        let cr0 = instr::read(GuestNatural::Cr0)?;
+        self.set_efer(state.efer, cr0)?;
+        if state.cr0 & CR0_PG != 0 && state.cr4 & CR4_PAE != 0 && !state.long_mode() {
+            let pdptes = self
+                .read_pdptes(state.cr3)
+                .ok_or(VmxError::Config("PAE page-directory pointers are not valid guest RAM"))?;
+            self.write_pdptes(pdptes)?;
+        }
+        Ok(())
     }
 
     /// Drops cached guest-physical translations of this vCPU's EPT: call after the
@@ -194,18 +282,18 @@ impl VmxVcpu {
         })
     }
 
-    /// Makes this vCPU's VMCS the current one on this CPU.
+    /// Makes this vCPU's VMCS the current one on this CPU (it must be loaded here).
     fn make_current(&self) -> Result<(), VmxError> {
         let here = crate::percpu::current().index;
-        if here != self.cpu_index {
+        if !self.loaded || here != self.host_cpu {
             return Err(VmxError::WrongCpu {
-                owner: self.cpu_index,
+                owner: if self.loaded { self.host_cpu } else { u32::MAX },
                 running: here,
             });
         }
         if instr::vmptrst() != self.vmcs {
-            // SAFETY: our VMCS region, initialised by VMCLEAR in `new`, active only on
-            // this CPU (checked above).
+            // SAFETY: our VMCS region, loaded on this CPU (checked above), so active
+            // here and nowhere else.
             unsafe { instr::vmptrld(self.vmcs) }.map_err(|fail| VmxError::Instruction {
                 instruction: "VMPTRLD",
                 fail,
@@ -288,6 +376,10 @@ impl VmxVcpu {
             BasicExitReason::InterruptWindow => Exit::InterruptWindow,
             BasicExitReason::Cpuid => Exit::Cpuid,
             BasicExitReason::Hlt => Exit::Hlt,
+            BasicExitReason::Xsetbv => Exit::Xsetbv {
+                xcr: self.regs.rcx as u32,
+                value: (self.regs.rdx << 32) | (self.regs.rax & 0xFFFF_FFFF),
+            },
             BasicExitReason::Vmcall => Exit::Hypercall,
             BasicExitReason::CrAccess => return self.cr_access(),
             BasicExitReason::IoInstruction => {
@@ -562,17 +654,7 @@ impl VmxVcpu {
             self.set_efer(efer, cr0)?;
         }
         if let Some(pdptes) = pdptes {
-            for (field, value) in [
-                Guest64::Pdpte0,
-                Guest64::Pdpte1,
-                Guest64::Pdpte2,
-                Guest64::Pdpte3,
-            ]
-            .into_iter()
-            .zip(pdptes)
-            {
-                instr::write_guest(field, value)?;
-            }
+            self.write_pdptes(pdptes)?;
         }
         // The real MOV would have flushed the guest's TLB entries; the emulated one did
         // not, and they are tagged with the VPID, so flush them (§29.4.3.3).
@@ -612,6 +694,22 @@ impl VmxVcpu {
         entry.set(EntryControls::IA32E_MODE_GUEST, lma);
         // SAFETY: only "IA-32e mode guest" changes, in step with the guest's EFER.LMA.
         unsafe { instr::write(Control32::EntryControls, entry.bits()) }
+    }
+
+    /// Loads the PDPTE fields VM entry uses for PAE paging with EPT (§27.3.2.4).
+    fn write_pdptes(&self, pdptes: [u64; 4]) -> Result<(), VmcsError> {
+        for (field, value) in [
+            Guest64::Pdpte0,
+            Guest64::Pdpte1,
+            Guest64::Pdpte2,
+            Guest64::Pdpte3,
+        ]
+        .into_iter()
+        .zip(pdptes)
+        {
+            instr::write_guest(field, value)?;
+        }
+        Ok(())
     }
 
     /// The four PDPTEs at guest-physical `cr3 & !0x1F` for PAE paging, or `None` when
@@ -713,21 +811,16 @@ impl VmxVcpu {
 impl Drop for VmxVcpu {
     fn drop(&mut self) {
         let here = crate::percpu::current().index;
-        if here != self.cpu_index {
-            // The VMCS may be active on its own CPU: freeing it here could hand a page
-            // the CPU still writes to someone else.
+        if self.loaded && here != self.host_cpu {
+            // The VMCS is active on another CPU, which may still write it back: freeing
+            // it here could hand that page to someone else.
             log::error!(
-                "vmx: vCPU of cpu {} dropped on cpu {here}: its frames are leaked",
-                self.cpu_index
+                "vmx: vCPU loaded on cpu {} dropped on cpu {here}: its frames are leaked",
+                self.host_cpu
             );
             return;
         }
-        // SAFETY: our VMCS region; VMCLEAR writes back any cached VMCS data and makes
-        // it inactive (§25.11.1), after which the frame can be reused.
-        if let Err(fail) = unsafe { instr::vmclear(self.vmcs) } {
-            log::error!("vmx: VMCLEAR of a dropped vCPU failed ({fail}): its frames are leaked");
-            return;
-        }
+        self.put();
         free(self.vmcs, 0);
         free(self.msr_bitmap, 0);
         free(self.io_bitmaps, 1);

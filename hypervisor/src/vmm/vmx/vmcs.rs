@@ -1,8 +1,9 @@
 //! Filling a fresh VMCS: VM-execution, VM-exit and VM-entry controls (SDM Vol. 3C
-//! §25.6-25.8), the host-state area (§25.5) and the guest-state area (§25.4) at the PVH
-//! entry state. VM entry checks all of it (§27.2, §27.3).
+//! §25.6-25.8), the host-state area (§25.5) and the guest-state area (§25.4) from a
+//! vendor-neutral [`VcpuInitState`]. VM entry checks all of it (§27.2, §27.3).
 
-use ferrovisor_arch::vmx::controls::{CR0_PE, CrFixed};
+use ferrovisor::vcpu::{Segment, VcpuInitState};
+use ferrovisor_arch::vmx::controls::CrFixed;
 use ferrovisor_arch::vmx::fields::{
     Control16, Control32, Control64, ControlNatural, Guest16, Guest32, Guest64, GuestNatural,
     Host16, Host32, Host64, HostNatural,
@@ -12,23 +13,20 @@ use super::caps::Controls;
 use super::host::HostState;
 use super::instr::{self, VmcsError};
 use super::switch::vmx_exit_stub;
-use crate::vmm::VcpuConfig;
 
-/// CR0.ET: hard-wired to 1 since the i486 (SDM Vol. 3A §2.5).
-pub const CR0_ET: u64 = 1 << 4;
-
-/// Guest segment access rights in the VMCS format (SDM Vol. 3C §25.4.1, Table 25-2):
-/// type in bits 3:0, S 4, DPL 6:5, P 7, AVL 12, L 13, D/B 14, G 15, unusable 16.
-const CODE32: u32 = 0xC09B; // accessed execute/read, S, P, D, G
-const DATA32: u32 = 0xC093; // accessed read/write, S, P, D, G
-/// A busy TSS: type 11 is valid both for a 32-bit guest and, once the guest enters IA-32e
-/// mode by itself, as a busy 64-bit TSS (§27.3.1.2).
-const TSS_BUSY: u32 = 0x008B;
+/// Access rights bit 16: the segment is unusable (§25.4.1, Table 25-2).
 const UNUSABLE: u32 = 1 << 16;
 
-const CODE_SELECTOR: u16 = 0x08;
-const DATA_SELECTOR: u16 = 0x10;
-const TSS_SELECTOR: u16 = 0x18;
+/// A segment's access rights in the VMCS format (§25.4.1, Table 25-2: type 3:0, S 4,
+/// DPL 6:5, P 7, AVL 12, L 13, D/B 14, G 15, unusable 16) from the packed form (AVL..G
+/// in bits 11:8). Attributes 0 (a null selector) become "unusable".
+fn access_rights(segment: &Segment) -> u32 {
+    let packed = u32::from(segment.attributes);
+    if packed == 0 {
+        return UNUSABLE;
+    }
+    (packed & 0xFF) | ((packed & 0xF00) << 4)
+}
 
 /// IA32_PAT's power-on value (SDM Vol. 3A §12.12.4): WB, WT, UC-, UC, twice.
 const PAT_DEFAULT: u64 = 0x0007_0406_0007_0406;
@@ -39,23 +37,21 @@ const DR7_DEFAULT: u64 = 0x400;
 pub struct Setup<'a> {
     pub controls: &'a Controls,
     pub host: &'a HostState,
-    pub config: &'a VcpuConfig,
+    /// The vCPU's VPID (never 0).
+    pub vpid: u16,
     pub eptp: u64,
     pub msr_bitmap: u64,
     pub io_bitmaps: u64,
-    /// Guest CR0 fixed bits, relaxed for unrestricted guest.
-    pub cr0_fixed: CrFixed,
-    pub cr4_fixed: CrFixed,
     pub cr0_mask: u64,
     pub cr4_mask: u64,
 }
 
-/// Writes every field of the current VMCS that Ferrovisor uses; the rest stay at the
-/// zero VMCLEAR left.
+/// Writes every field of the current VMCS that Ferrovisor uses except the guest's
+/// architectural state ([`write_guest_state`]); the rest stay at the zero VMCLEAR left.
 pub fn initialise(s: &Setup<'_>) -> Result<(), VmcsError> {
     write_controls(s)?;
     write_host_state(s.host)?;
-    write_guest_state(s)
+    write_guest_machine_state()
 }
 
 fn write_controls(s: &Setup<'_>) -> Result<(), VmcsError> {
@@ -96,14 +92,12 @@ fn write_controls(s: &Setup<'_>) -> Result<(), VmcsError> {
     }
     // SAFETY: a non-zero VPID tags the guest's translations apart from the host's
     // (VPID 0) (§25.6.12); `new` refused 0.
-    unsafe { instr::write(Control16::Vpid, s.config.tag) }?;
+    unsafe { instr::write(Control16::Vpid, s.vpid) }?;
     let natural = [
         // Host-owned CR bits (§25.6.6): the guest reads the shadow for them, and a MOV
         // that would change one exits.
         (ControlNatural::Cr0GuestHostMask, s.cr0_mask),
         (ControlNatural::Cr4GuestHostMask, s.cr4_mask),
-        (ControlNatural::Cr0ReadShadow, CR0_PE | CR0_ET),
-        (ControlNatural::Cr4ReadShadow, 0),
     ];
     for (field, value) in natural {
         // SAFETY: the masks keep the VMX-required CR0/CR4 bits (CR4.VMXE among them)
@@ -113,7 +107,7 @@ fn write_controls(s: &Setup<'_>) -> Result<(), VmcsError> {
     Ok(())
 }
 
-fn write_host_state(h: &HostState) -> Result<(), VmcsError> {
+pub fn write_host_state(h: &HostState) -> Result<(), VmcsError> {
     let selectors = [
         (Host16::CsSelector, h.cs),
         (Host16::SsSelector, h.ss),
@@ -157,93 +151,12 @@ fn write_host_state(h: &HostState) -> Result<(), VmcsError> {
     Ok(())
 }
 
-fn write_guest_state(s: &Setup<'_>) -> Result<(), VmcsError> {
-    // Flat 32-bit segments, as PVH specifies (Xen's docs/misc/pvh.pandoc).
-    let segments = [
-        (
-            Guest16::CsSelector,
-            Guest32::CsLimit,
-            Guest32::CsAccessRights,
-            GuestNatural::CsBase,
-            CODE_SELECTOR,
-            CODE32,
-        ),
-        (
-            Guest16::SsSelector,
-            Guest32::SsLimit,
-            Guest32::SsAccessRights,
-            GuestNatural::SsBase,
-            DATA_SELECTOR,
-            DATA32,
-        ),
-        (
-            Guest16::DsSelector,
-            Guest32::DsLimit,
-            Guest32::DsAccessRights,
-            GuestNatural::DsBase,
-            DATA_SELECTOR,
-            DATA32,
-        ),
-        (
-            Guest16::EsSelector,
-            Guest32::EsLimit,
-            Guest32::EsAccessRights,
-            GuestNatural::EsBase,
-            DATA_SELECTOR,
-            DATA32,
-        ),
-        (
-            Guest16::FsSelector,
-            Guest32::FsLimit,
-            Guest32::FsAccessRights,
-            GuestNatural::FsBase,
-            DATA_SELECTOR,
-            DATA32,
-        ),
-        (
-            Guest16::GsSelector,
-            Guest32::GsLimit,
-            Guest32::GsAccessRights,
-            GuestNatural::GsBase,
-            DATA_SELECTOR,
-            DATA32,
-        ),
-    ];
-    for (selector, limit, access, base, selector_value, access_value) in segments {
-        instr::write_guest(selector, selector_value)?;
-        instr::write_guest(limit, 0xFFFF_FFFF)?;
-        instr::write_guest(access, access_value)?;
-        instr::write_guest(base, 0)?;
-    }
-    instr::write_guest(Guest16::TrSelector, TSS_SELECTOR)?;
-    instr::write_guest(Guest32::TrLimit, 0x67)?;
-    instr::write_guest(Guest32::TrAccessRights, TSS_BUSY)?;
-    instr::write_guest(GuestNatural::TrBase, 0)?;
-    instr::write_guest(Guest16::LdtrSelector, 0)?;
-    instr::write_guest(Guest32::LdtrLimit, 0)?;
-    instr::write_guest(Guest32::LdtrAccessRights, UNUSABLE)?;
-    instr::write_guest(GuestNatural::LdtrBase, 0)?;
-    for (limit, base) in [
-        (Guest32::GdtrLimit, GuestNatural::GdtrBase),
-        (Guest32::IdtrLimit, GuestNatural::IdtrBase),
-    ] {
-        instr::write_guest(limit, 0xFFFF)?;
-        instr::write_guest(base, 0)?;
-    }
-
-    // Protected mode without paging: the guest sees PE|ET; the CPU also holds the bits
-    // VMX forces (NE), hidden by the CR0 mask. CR4 holds only VMXE, which the guest
-    // reads as 0 from the shadow (§27.3.1.1).
-    instr::write_guest(GuestNatural::Cr0, s.cr0_fixed.adjust(CR0_PE | CR0_ET))?;
-    instr::write_guest(GuestNatural::Cr3, 0)?;
-    instr::write_guest(GuestNatural::Cr4, s.cr4_fixed.adjust(0))?;
-    instr::write_guest(Guest64::Ia32Efer, 0)?;
+/// Guest-state fields that are not part of the architectural starting state: PAT, debug
+/// registers, SYSENTER MSRs, activity and interruptibility, the VMCS link pointer.
+fn write_guest_machine_state() -> Result<(), VmcsError> {
     instr::write_guest(Guest64::Ia32Pat, PAT_DEFAULT)?;
     instr::write_guest(Guest64::Ia32Debugctl, 0)?;
     instr::write_guest(GuestNatural::Dr7, DR7_DEFAULT)?;
-    instr::write_guest(GuestNatural::Rflags, 0x2)?;
-    instr::write_guest(GuestNatural::Rip, u64::from(s.config.entry))?;
-    instr::write_guest(GuestNatural::Rsp, 0)?;
     instr::write_guest(GuestNatural::PendingDebugExceptions, 0)?;
     instr::write_guest(Guest32::Ia32SysenterCs, 0)?;
     instr::write_guest(GuestNatural::Ia32SysenterEsp, 0)?;
@@ -261,5 +174,96 @@ fn write_guest_state(s: &Setup<'_>) -> Result<(), VmcsError> {
     ] {
         instr::write_guest(pdpte, 0)?;
     }
+    Ok(())
+}
+
+/// Writes the guest's architectural state: segments, descriptor tables, RIP, RSP,
+/// RFLAGS, and CR0/CR3/CR4 with the bits VMX fixes applied (the caller writes the read
+/// shadows and EFER with its entry control). Unrestricted guest lets any of the states
+/// `VcpuInitState` allows pass VM entry (§27.3.1).
+pub fn write_guest_state(
+    state: &VcpuInitState,
+    cr0_fixed: CrFixed,
+    cr4_fixed: CrFixed,
+) -> Result<(), VmcsError> {
+    let segments = [
+        (
+            &state.cs,
+            Guest16::CsSelector,
+            Guest32::CsLimit,
+            Guest32::CsAccessRights,
+            GuestNatural::CsBase,
+        ),
+        (
+            &state.ss,
+            Guest16::SsSelector,
+            Guest32::SsLimit,
+            Guest32::SsAccessRights,
+            GuestNatural::SsBase,
+        ),
+        (
+            &state.ds,
+            Guest16::DsSelector,
+            Guest32::DsLimit,
+            Guest32::DsAccessRights,
+            GuestNatural::DsBase,
+        ),
+        (
+            &state.es,
+            Guest16::EsSelector,
+            Guest32::EsLimit,
+            Guest32::EsAccessRights,
+            GuestNatural::EsBase,
+        ),
+        (
+            &state.fs,
+            Guest16::FsSelector,
+            Guest32::FsLimit,
+            Guest32::FsAccessRights,
+            GuestNatural::FsBase,
+        ),
+        (
+            &state.gs,
+            Guest16::GsSelector,
+            Guest32::GsLimit,
+            Guest32::GsAccessRights,
+            GuestNatural::GsBase,
+        ),
+        (
+            &state.tr,
+            Guest16::TrSelector,
+            Guest32::TrLimit,
+            Guest32::TrAccessRights,
+            GuestNatural::TrBase,
+        ),
+        (
+            &state.ldtr,
+            Guest16::LdtrSelector,
+            Guest32::LdtrLimit,
+            Guest32::LdtrAccessRights,
+            GuestNatural::LdtrBase,
+        ),
+    ];
+    for (segment, selector, limit, access, base) in segments {
+        instr::write_guest(selector, segment.selector)?;
+        instr::write_guest(limit, segment.limit)?;
+        instr::write_guest(access, access_rights(segment))?;
+        instr::write_guest(base, segment.base)?;
+    }
+    for (table, limit, base) in [
+        (&state.gdtr, Guest32::GdtrLimit, GuestNatural::GdtrBase),
+        (&state.idtr, Guest32::IdtrLimit, GuestNatural::IdtrBase),
+    ] {
+        instr::write_guest(limit, u32::from(table.limit))?;
+        instr::write_guest(base, table.base)?;
+    }
+    // The CPU holds the bits VMX forces (CR0.NE, CR4.VMXE), hidden from the guest by the
+    // guest/host masks and read shadows (§25.6.6, §27.3.1.1).
+    instr::write_guest(GuestNatural::Cr0, cr0_fixed.adjust(state.cr0))?;
+    instr::write_guest(GuestNatural::Cr3, state.cr3)?;
+    instr::write_guest(GuestNatural::Cr4, cr4_fixed.adjust(state.cr4))?;
+    instr::write_guest(GuestNatural::Rflags, state.rflags)?;
+    instr::write_guest(GuestNatural::Rip, state.rip)?;
+    instr::write_guest(GuestNatural::Rsp, state.rsp)?;
     Ok(())
 }
