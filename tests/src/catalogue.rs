@@ -221,6 +221,35 @@ const DOMAIN_CONFIGS: &[ModuleSpec] = &[
     },
 ];
 
+/// Three domains with 1, 2 and 4 vCPUs running at once, and two vCPUs of one domain
+/// pinned to one CPU checking their vector registers stay their own.
+const SMP_CONFIGS: &[ModuleSpec] = &[
+    ModuleSpec {
+        name: "one.cfg",
+        size: 0,
+        args: "",
+        text: Some("name = \"one\"\nkernel = \"smp\"\nmemory = 32\nvcpus = 1\ncmdline = \"vcpus=1\"\n"),
+    },
+    ModuleSpec {
+        name: "two.cfg",
+        size: 0,
+        args: "",
+        text: Some("name = \"two\"\nkernel = \"smp\"\nmemory = 32\nvcpus = 2\ncmdline = \"vcpus=2\"\n"),
+    },
+    ModuleSpec {
+        name: "four.cfg",
+        size: 0,
+        args: "",
+        text: Some("name = \"four\"\nkernel = \"smp\"\nmemory = 32\nvcpus = 4\ncmdline = \"vcpus=4\"\n"),
+    },
+    ModuleSpec {
+        name: "fpu.cfg",
+        size: 0,
+        args: "",
+        text: Some("name = \"fpu\"\nkernel = \"fpu-vcpus\"\nmemory = 32\nvcpus = 2\ncpus = \"0\"\n"),
+    },
+];
+
 /// The first of the boot test's modules: a byte pattern, not a kernel.
 const BOOT_MODULES_FIRST: [ModuleSpec; 1] = [BOOT_MODULES[0]];
 
@@ -503,6 +532,38 @@ const CATALOGUE: &[Test] = &[
                 "typo.cfg:2: key 'memroy'",
                 "domain 5 (bigger): created on cpu 0: 48 MiB RAM",
                 "(d5) Test result: SUCCESS",
+            ],
+        },
+    },
+    Test {
+        name: "domains-smp",
+        about: "three domains with 1, 2 and 4 vCPUs run at once, their secondary vCPUs started by VCPUOP_initialise/up with Xen's errnos; two vCPUs pinned to one CPU keep their own YMM/XMM registers and MXCSR across thousands of switches",
+        cmdline: "loglvl=info selftest=domains",
+        modules: SMP_CONFIGS,
+        guests: &[passes("smp"), passes("fpu-vcpus")],
+        runs: &[
+            smp(Platform::QemuSvm, Boot::Kernel, 2),
+            smp(Platform::BochsVmx, Boot::Grub, 2),
+            smp(Platform::BochsSvm, Boot::Grub, 2),
+        ],
+        mem_mib: 256,
+        check: Check::Lines {
+            lines: &[
+                "domain 1 (one): created on cpu",
+                "domain 2 (two): created on cpu",
+                "domain 3 (four): created on cpu",
+                "domain 3: vcpu 3 up",
+                "(d1) smp: 1 vCPUs up",
+                "(d2) smp: 2 vCPUs up",
+                "(d3) smp: 4 vCPUs up",
+                "(d1) Test result: SUCCESS",
+                "(d2) Test result: SUCCESS",
+                "(d3) Test result: SUCCESS",
+                "(d4) Test result: SUCCESS",
+                "domain 1 (one): shutdown, reason 0",
+                "domain 2 (two): shutdown, reason 0",
+                "domain 3 (four): shutdown, reason 0",
+                "domain 4 (fpu): shutdown, reason 0",
             ],
         },
     },

@@ -153,6 +153,11 @@ impl FpuState {
             unsafe { core::arch::asm!("fxsave64 [{}]", in(reg) target, options(nostack)) };
             return;
         }
+        // The guest's XCR0 as it is now: XSETBV is intercepted and tracked in
+        // `set_xcr0`, but an implementation that does not honour the intercept (QEMU's
+        // AMD-V emulation) lets the guest write XCR0 directly, and its value must
+        // survive the switch all the same.
+        self.xcr0 = xgetbv();
         if self.xcr0 != host {
             // SAFETY: OSXSAVE is set on every CPU that runs vCPUs; `host` is valid.
             unsafe { xsetbv(host) };
