@@ -103,9 +103,10 @@ pub fn run(_boot: &BootInfo, options: &Options) -> ! {
         "timers" => verdict(timer_test_all_cpus()),
         "ipi" => verdict(ipi_test()),
         "ap-panic" => ap_panic_test(),
-        "guests" => run_domains(_boot, true),
+        "guests" => run_domains(_boot, Mode::OnePerCpu),
         "churn" => verdict(churn(_boot)),
-        "domains" => run_domains(_boot, false),
+        "domains" => run_domains(_boot, Mode::AllAtOnce),
+        "sched" => run_domains(_boot, Mode::Scheduler),
         "vmm-smoke" => match crate::vmm::smoke::run() {
             Ok(summary) => {
                 console_print!("selftest: vmm-smoke: {summary}\n");
@@ -473,7 +474,7 @@ static FREE_BEFORE: AtomicU64 = AtomicU64::new(0);
 /// starts the domains the configuration modules describe, all at once. When the last
 /// domain has ended, SUCCESS if all memory came back; each guest's own verdict, and
 /// how its domain ended, are in the log for the harness to check.
-fn run_domains(boot: &BootInfo, one_per_cpu: bool) -> ! {
+fn run_domains(boot: &BootInfo, mode: Mode) -> ! {
     if boot.modules.is_empty() {
         console_print!("selftest: no guest modules\n");
         verdict(ExitCode::Error);
@@ -483,13 +484,14 @@ fn run_domains(boot: &BootInfo, one_per_cpu: bool) -> ! {
         verdict(ExitCode::Skip);
     }
     FREE_BEFORE.store(crate::memory::free_bytes(), Ordering::Release);
-    let limit = if one_per_cpu {
+    let limit = if mode == Mode::OnePerCpu {
         percpu::online_count()
     } else {
         usize::MAX
     };
+    let together = mode == Mode::Scheduler;
     crate::vmm::manager::scheduler_cpus_up();
-    crate::vmm::manager::configure(limit, Some(domains_ended));
+    crate::vmm::manager::configure(limit, together, Some(domains_ended));
     let accepted = crate::vmm::boot_domains::submit(boot);
     console_print!("selftest: {accepted} domain(s) accepted\n");
     STAGE.store(STAGE_SCHEDULER, Ordering::Release);
@@ -497,11 +499,83 @@ fn run_domains(boot: &BootInfo, one_per_cpu: bool) -> ! {
         smp::kick_all_but_self();
     }
     crate::vmm::manager::launch();
+    if together {
+        // Every domain starts at the same moment; the control actions follow a script
+        // timed from here (`at_schedule_point`).
+        crate::vmm::manager::unpause_all();
+        SCRIPT_START.store(time::now_ns(), Ordering::Release);
+    }
     crate::vmm::cpu_loop::run_this_cpu()
+}
+
+/// How `run_domains` starts the boot-time domains.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// `selftest=guests`: one domain per CPU at a time, in module order.
+    OnePerCpu,
+    /// `selftest=domains`: every configured domain at once.
+    AllAtOnce,
+    /// `selftest=sched`: every configured domain at once, started together, then the
+    /// scheduler script: at 550 ms domain 3's weight becomes 256, domain 2 is paused
+    /// from 750 to 850 ms (what `xl sched-credit2 -w` and `xl pause/unpause` do).
+    Scheduler,
+}
+
+/// When the `sched` script started (0: no script).
+static SCRIPT_START: AtomicU64 = AtomicU64::new(0);
+/// Script steps done.
+static SCRIPT_STEP: AtomicU32 = AtomicU32::new(0);
+/// The step whose wake-up timer is armed, plus one (0: none).
+static SCRIPT_ARMED: AtomicU32 = AtomicU32::new(0);
+
+/// Called by the boot CPU at every scheduling point: runs the `sched` script's steps
+/// that are due, in thread context (they take the scheduler's and manager's locks).
+pub fn at_schedule_point() {
+    let start = SCRIPT_START.load(Ordering::Acquire);
+    if start == 0 || percpu::current().index != 0 {
+        return;
+    }
+    let steps: [(u64, fn()); 3] = [
+        (550, || {
+            let params = ferrovisor::sched::SchedParams {
+                weight: 256,
+                cap_percent: 0,
+            };
+            if let Err(e) = crate::vmm::manager::set_sched_params(3, params) {
+                console_print!("selftest: reweighting domain 3: {e}\n");
+            }
+        }),
+        (750, || {
+            if let Err(e) = crate::vmm::manager::pause(2) {
+                console_print!("selftest: pausing domain 2: {e}\n");
+            }
+        }),
+        (850, || {
+            if let Err(e) = crate::vmm::manager::unpause(2) {
+                console_print!("selftest: unpausing domain 2: {e}\n");
+            }
+        }),
+    ];
+    let step = SCRIPT_STEP.load(Ordering::Acquire) as usize;
+    let Some(&(at_ms, action)) = steps.get(step) else {
+        return;
+    };
+    let due = start + at_ms * 1_000_000;
+    let now = time::now_ns();
+    if now < due {
+        // Make sure this CPU looks again by then even if it idles (one timer a step).
+        if SCRIPT_ARMED.swap(step as u32 + 1, Ordering::AcqRel) != step as u32 + 1 {
+            let _ = time::add_timer(percpu::current(), due, time::WAKEUP_TOKEN);
+        }
+        return;
+    }
+    SCRIPT_STEP.store(step as u32 + 1, Ordering::Release);
+    action();
 }
 
 /// Every domain has ended: all memory must be back.
 fn domains_ended() {
+    crate::vmm::manager::destroy_preserved();
     let free_before = FREE_BEFORE.load(Ordering::Acquire);
     let free_after = crate::memory::free_bytes();
     console_print!(

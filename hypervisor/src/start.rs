@@ -155,7 +155,11 @@ fn run(boot: &BootInfo, _options: &Options) -> ! {
     // Boot-time domains: from configuration modules, or every PVH kernel module, run by
     // the scheduler on every CPU.
     manager::scheduler_cpus_up();
-    manager::configure(usize::MAX, Some(|| info!("no more domains to run: idle")));
+    manager::configure(
+        usize::MAX,
+        false,
+        Some(|| info!("no more domains to run: idle")),
+    );
     boot_domains::submit(boot);
     manager::launch();
     cpu_loop::run_this_cpu()

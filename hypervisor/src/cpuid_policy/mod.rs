@@ -188,7 +188,9 @@ pub fn guest_cpuid(
         0..XEN_CPUID_FIRST_LEAF => q.basic(leaf),
         // Intel reserves 0x40000000-0x4FFFFFFF for hypervisors, AMD only up to
         // 0x400000FF; Xen's own leaves are the first 0x100.
-        0x4000_0000..=0x4000_00FF => xen_leaf(leaf, subleaf, vcpu.vcpu_id, vcpu.tsc_khz).unwrap_or(EMPTY),
+        0x4000_0000..=0x4000_00FF => {
+            xen_leaf(leaf, subleaf, vcpu.vcpu_id, vcpu.tsc_khz).unwrap_or(EMPTY)
+        }
         0x8000_0000..=0x8000_FFFF => q.extended(leaf),
         _ => EMPTY,
     }

@@ -209,7 +209,22 @@ fn put_context_64(g: &mut Window, at: usize, rip: u64) {
     let b = &mut g.bytes[at..at + 128];
     b.fill(0);
     b[..4].copy_from_slice(&1u32.to_le_bytes());
-    let regs: [u64; 14] = [0, 0, 0, 0, 0x8000, 0, 0, 7, rip, 2, 0x8000_0011, 0x1000, 0x20, 0x100];
+    let regs: [u64; 14] = [
+        0,
+        0,
+        0,
+        0,
+        0x8000,
+        0,
+        0,
+        7,
+        rip,
+        2,
+        0x8000_0011,
+        0x1000,
+        0x20,
+        0x100,
+    ];
     for (i, v) in regs.iter().enumerate() {
         b[8 + i * 8..16 + i * 8].copy_from_slice(&v.to_le_bytes());
     }
@@ -241,9 +256,15 @@ fn vcpu_op_brings_up_secondary_vcpus_with_xen_errnos() {
     put_context_64(&mut g, 0, 0x20_0000);
     assert_eq!(op(0, 1, BASE, &mut g, &mut env), Outcome::Return(0));
     let state = env.initialised[1].unwrap();
-    assert_eq!((state.rip, state.rsp, state.regs.rdi), (0x20_0000, 0x8000, 7));
+    assert_eq!(
+        (state.rip, state.rsp, state.regs.rdi),
+        (0x20_0000, 0x8000, 7)
+    );
     assert_eq!(op(0, 1, BASE, &mut g, &mut env), EEXIST);
-    assert_eq!(op(1, (1 << 32) | 1, 0, &mut g, &mut env), Outcome::Return(0));
+    assert_eq!(
+        op(1, (1 << 32) | 1, 0, &mut g, &mut env),
+        Outcome::Return(0)
+    );
     assert!(env.up[1]);
     assert_eq!(op(3, 1, 0, &mut g, &mut env), Outcome::Return(1));
     // Unknown and not-yet-implemented commands.

@@ -125,7 +125,12 @@ fn submit_configured(id: u16, file: &str, config: &DomainConfig<'_>, boot: &Boot
     let mut spec = DomainSpec::simple(id, name, *kernel, cmdline, memory);
     spec.vcpus = config.vcpus;
     spec.params = config.sched_params();
-    for (vcpu, mask) in spec.affinity.iter_mut().enumerate().take(config.vcpus as usize) {
+    for (vcpu, mask) in spec
+        .affinity
+        .iter_mut()
+        .enumerate()
+        .take(config.vcpus as usize)
+    {
         *mask = config.vcpu_affinity(vcpu as u32);
     }
     spec.on_poweroff = config.on_poweroff;

@@ -11,7 +11,7 @@
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use ferrovisor::sched::{CpuId, Decision, Scheduler, SchedConfig, VcpuId, VcpuState};
+use ferrovisor::sched::{CpuId, Decision, SchedConfig, Scheduler, VcpuId, VcpuState};
 use ferrovisor::vcpu::Exit;
 use log::{info, warn};
 
@@ -125,6 +125,8 @@ pub fn run_this_cpu() -> ! {
     let _ = SCHED.lock().cpu_up(me, time::now_ns());
     let mut current: Option<(VcpuId, spin::MutexGuard<'static, Option<Vcpu>>)> = None;
     loop {
+        #[cfg(feature = "selftest")]
+        crate::selftest::at_schedule_point();
         x86_64::instructions::interrupts::disable();
         cpu.need_resched
             .store(false, core::sync::atomic::Ordering::Release);

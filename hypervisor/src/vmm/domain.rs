@@ -184,7 +184,6 @@ impl Drop for GuestRam {
     }
 }
 
-
 enum NestedSpace {
     Ept(AddressSpace<Ept>),
     Npt(AddressSpace<Npt>),
@@ -555,4 +554,3 @@ impl GuestConsole {
         self.len = 0;
     }
 }
-

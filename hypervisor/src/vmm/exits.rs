@@ -316,7 +316,11 @@ impl DomainEnv for KernelDomain<'_> {
             self.domain.id,
             self.caller,
             state.rip,
-            if state.long_mode() { "64-bit" } else { "32-bit" }
+            if state.long_mode() {
+                "64-bit"
+            } else {
+                "32-bit"
+            }
         );
         Ok(())
     }

@@ -90,6 +90,8 @@ struct Manager {
     preserved: Vec<Arc<Domain>>,
     /// Domains being built right now (in neither `pending` nor `live`).
     starting: usize,
+    /// New domains start paused (to be unpaused together).
+    start_paused: bool,
 }
 
 static MANAGER: spin::Mutex<Manager> = spin::Mutex::new(Manager {
@@ -100,12 +102,15 @@ static MANAGER: spin::Mutex<Manager> = spin::Mutex::new(Manager {
     on_all_ended: None,
     preserved: Vec::new(),
     starting: 0,
+    start_paused: false,
 });
 
-/// Sets how many domains may run at once and what to do when all have ended.
-pub fn configure(limit: usize, on_all_ended: Option<fn()>) {
+/// Sets how many domains may run at once, whether they start paused (`unpause_all`
+/// starts them together), and what to do when all have ended.
+pub fn configure(limit: usize, start_paused: bool, on_all_ended: Option<fn()>) {
     let mut m = MANAGER.lock();
     m.limit = limit.max(1);
+    m.start_paused = start_paused;
     m.on_all_ended = on_all_ended;
 }
 
@@ -331,6 +336,13 @@ fn start(spec: &DomainSpec) -> Option<Arc<Domain>> {
         let id = domain.vcpu_id(vcpu.index);
         *SLOTS[id.0 as usize].lock() = Some(vcpu);
     }
+    if MANAGER.lock().start_paused {
+        domain.change_state(
+            super::domain::DomainState::Running,
+            super::domain::DomainState::Paused,
+        );
+        info!("domain {} ({}): paused", spec.id, spec.name.as_str());
+    }
     wake_if_runnable(&domain, 0);
     Some(domain)
 }
@@ -414,33 +426,19 @@ pub fn domain_stopped(domain: Arc<Domain>) {
     launch();
 }
 
-/// The domains that exist now (for the control plane and tests).
-pub fn live_domains() -> Vec<Arc<Domain>> {
-    MANAGER
-        .lock()
-        .live
-        .iter()
-        .filter_map(|l| l.domain.clone())
-        .collect()
-}
-
-/// Destroys a preserved domain, returning its memory (and its claim).
-pub fn destroy_preserved(id: u16) -> Result<(), &'static str> {
-    let domain = {
-        let mut m = MANAGER.lock();
-        let at = m
-            .preserved
-            .iter()
-            .position(|d| d.id == id)
-            .ok_or("no preserved domain with that id")?;
-        m.preserved.swap_remove(at)
-    };
-    info!("domain {id} ({}): destroyed", domain.name.as_str());
-    drop(domain);
-    if with_ledger(|l| l.release(id)).is_some_and(|r| r.is_err()) {
-        warn!("domain {id}: its memory claim was already released");
+/// Destroys every preserved domain, returning its memory and its claim.
+pub fn destroy_preserved() {
+    loop {
+        let Some(domain) = MANAGER.lock().preserved.pop() else {
+            return;
+        };
+        let id = domain.id;
+        info!("domain {id} ({}): destroyed", domain.name.as_str());
+        drop(domain);
+        if with_ledger(|l| l.release(id)).is_some_and(|r| r.is_err()) {
+            warn!("domain {id}: its memory claim was already released");
+        }
     }
-    Ok(())
 }
 
 /// Finds a live domain by id.
@@ -483,6 +481,19 @@ pub fn pause(id: u16) -> Result<(), &'static str> {
     super::cpu_loop::sleep_all(&domain);
     info!("domain {id} ({}): paused", domain.name.as_str());
     Ok(())
+}
+
+/// Unpauses every paused domain.
+pub fn unpause_all() {
+    let ids: Vec<u16> = MANAGER
+        .lock()
+        .live
+        .iter()
+        .filter_map(|l| l.domain.as_ref().map(|d| d.id))
+        .collect();
+    for id in ids {
+        let _ = unpause(id);
+    }
 }
 
 /// Unpauses a paused domain: its vCPUs that are up and not blocked run again.

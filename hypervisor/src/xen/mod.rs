@@ -32,8 +32,8 @@ pub use cpuid::xen_leaf;
 pub use errno::XenErrno;
 pub use hypercall::{ConsoleIoOp, Hypercall, SchedOp, ShutdownReason, XenVersionOp};
 pub use hypercall_page::{Vendor, write_hypercall_page};
-pub use vcpu_op::{VcpuOp, parse_hvm_context};
 pub use start_info::{HvmMemmapTableEntry, HvmModlistEntry, HvmStartInfo};
+pub use vcpu_op::{VcpuOp, parse_hvm_context};
 
 #[cfg(test)]
 mod tests {

@@ -3,10 +3,10 @@
 //! and validated the way Xen's `arch_set_info_hvm_guest()` does before anything is
 //! loaded into a vCPU.
 
+use crate::vcpu::GuestRegisters;
 use crate::vcpu::init::{
     CR0_PE, CR0_PG, CR4_PAE, DescriptorTable, EFER_LMA, EFER_LME, Segment, VcpuInitState, attr,
 };
-use crate::vcpu::GuestRegisters;
 
 /// `VCPUOP_*` commands (`public/vcpu.h`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -102,7 +102,8 @@ impl core::fmt::Display for ContextError {
 }
 
 /// CR0 bits an HVM guest may set: PE, MP, EM, TS, ET, NE, WP, AM, NW, CD, PG.
-const CR0_DEFINED: u64 = 0x1 | 0x2 | 0x4 | 0x8 | 0x10 | 0x20 | (1 << 16) | (1 << 18) | (0b111 << 29);
+const CR0_DEFINED: u64 =
+    0x1 | 0x2 | 0x4 | 0x8 | 0x10 | 0x20 | (1 << 16) | (1 << 18) | (0b111 << 29);
 /// CR4 bits a starting vCPU may set: VME..OSXMMEXCPT (0-10), UMIP (11), FSGSBASE (16),
 /// PCIDE (17), OSXSAVE (18), SMEP (20), SMAP (21), PKE (22). Not VMXE, SMXE, LA57 or
 /// the CET/PKS bits (the guest enables those itself when CPUID offers them).
@@ -195,7 +196,11 @@ fn check_control(cr0: u64, cr4: u64, efer: u64) -> Result<u64, ContextError> {
     if efer & EFER_LMA != 0 && !lma {
         return bad("EFER.LMA without EFER.LME and CR0.PG");
     }
-    Ok(if lma { efer | EFER_LMA } else { efer & !EFER_LMA })
+    Ok(if lma {
+        efer | EFER_LMA
+    } else {
+        efer & !EFER_LMA
+    })
 }
 
 /// Decodes and validates a `vcpu_hvm_context`. The result is a complete starting state:
@@ -238,7 +243,13 @@ pub fn parse_hvm_context(
             };
             // Order in the structure: cs, ds, ss, es, tr.
             let (cs, ds, ss, es, tr) = (segment(0), segment(1), segment(2), segment(3), segment(4));
-            for (name, seg) in [("cs", &cs), ("ds", &ds), ("ss", &ss), ("es", &es), ("tr", &tr)] {
+            for (name, seg) in [
+                ("cs", &cs),
+                ("ds", &ds),
+                ("ss", &ss),
+                ("es", &es),
+                ("tr", &tr),
+            ] {
                 check_segment(name, seg)?;
             }
             if cs.attributes & attr::L != 0 {
@@ -261,8 +272,22 @@ pub fn parse_hvm_context(
             (s.fs, s.gs) = (ds, ds);
         }
         VCPU_HVM_MODE_64B => {
-            let [rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi, rip, rflags, cr0, cr3, cr4, efer] =
-                core::array::from_fn(|_| r.u64());
+            let [
+                rax,
+                rcx,
+                rdx,
+                rbx,
+                rsp,
+                rbp,
+                rsi,
+                rdi,
+                rip,
+                rflags,
+                cr0,
+                cr3,
+                cr4,
+                efer,
+            ] = core::array::from_fn(|_| r.u64());
             // The rest of the union is unused in 64B mode: it must be zero like padding.
             if bytes[r.at..].iter().any(|&b| b != 0) {
                 return Err(ContextError::Padding);
@@ -394,7 +419,10 @@ mod tests {
         assert!(s.long_mode());
         assert_eq!(s.rip, 0xffff_8000_0010_0000);
         assert_eq!(s.rsp, 0x8000);
-        assert_eq!((s.regs.rax, s.regs.rcx, s.regs.rdx, s.regs.rbx), (1, 2, 3, 4));
+        assert_eq!(
+            (s.regs.rax, s.regs.rcx, s.regs.rdx, s.regs.rbx),
+            (1, 2, 3, 4)
+        );
         assert_eq!((s.regs.rbp, s.regs.rsi, s.regs.rdi), (6, 7, 8));
         assert_eq!(s.cs.attributes, 0xA9B);
         assert_eq!(s.ss.attributes, 0xC93);
@@ -444,7 +472,10 @@ mod tests {
             Err(ContextError::ControlRegisters(_))
         ));
         // Real mode.
-        let c = Ctx32 { cr0: 0x10, ..GOOD32 };
+        let c = Ctx32 {
+            cr0: 0x10,
+            ..GOOD32
+        };
         assert!(matches!(
             parse_hvm_context(&context_32(&c)),
             Err(ContextError::ControlRegisters(_))
@@ -454,15 +485,63 @@ mod tests {
     #[test]
     fn segments_are_checked_like_xen() {
         let cases = [
-            (Ctx32 { cs_ar: attr::DATA32, ..GOOD32 }, "cs"),
+            (
+                Ctx32 {
+                    cs_ar: attr::DATA32,
+                    ..GOOD32
+                },
+                "cs",
+            ),
             (Ctx32 { cs_ar: 0, ..GOOD32 }, "cs"),
-            (Ctx32 { ss_ar: attr::CODE32, ..GOOD32 }, "ss"),
-            (Ctx32 { ss_ar: attr::DATA32 & !attr::P, ..GOOD32 }, "ss"),
-            (Ctx32 { tr_ar: attr::DATA32, ..GOOD32 }, "tr"),
-            (Ctx32 { tr_ar: 0x89, ..GOOD32 }, "tr"),
-            (Ctx32 { cs_ar: attr::CODE64, ..GOOD32 }, "cs"),
-            (Ctx32 { ds_ar: 0x1000 | attr::DATA32, ..GOOD32 }, "ds"),
-            (Ctx32 { ds_ar: attr::CODE32 & !attr::TYPE_RW, ..GOOD32 }, "ds"),
+            (
+                Ctx32 {
+                    ss_ar: attr::CODE32,
+                    ..GOOD32
+                },
+                "ss",
+            ),
+            (
+                Ctx32 {
+                    ss_ar: attr::DATA32 & !attr::P,
+                    ..GOOD32
+                },
+                "ss",
+            ),
+            (
+                Ctx32 {
+                    tr_ar: attr::DATA32,
+                    ..GOOD32
+                },
+                "tr",
+            ),
+            (
+                Ctx32 {
+                    tr_ar: 0x89,
+                    ..GOOD32
+                },
+                "tr",
+            ),
+            (
+                Ctx32 {
+                    cs_ar: attr::CODE64,
+                    ..GOOD32
+                },
+                "cs",
+            ),
+            (
+                Ctx32 {
+                    ds_ar: 0x1000 | attr::DATA32,
+                    ..GOOD32
+                },
+                "ds",
+            ),
+            (
+                Ctx32 {
+                    ds_ar: attr::CODE32 & !attr::TYPE_RW,
+                    ..GOOD32
+                },
+                "ds",
+            ),
         ];
         for (c, name) in cases {
             match parse_hvm_context(&context_32(&c)) {

@@ -6,13 +6,12 @@ mod switch;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use ferrovisor::vcpu::{
-    Exit, GuestRegisters, InvalidStateReason, IoAccess, IoSize, NestedFault, Segment,
-    VcpuInitState,
+    Exit, GuestRegisters, InvalidStateReason, IoAccess, IoSize, NestedFault, Segment, VcpuInitState,
 };
 use ferrovisor_arch::svm::exit::{
     EventInjection, Intercepts1, Intercepts2, IoioInfo, NpfErrorCode, SvmExitCode,
 };
-use ferrovisor_arch::svm::vmcb::{NestedControl, Vmcb, VmcbSegment, tlb_control};
+use ferrovisor_arch::svm::vmcb::{IntControl, NestedControl, Vmcb, VmcbSegment, tlb_control};
 use x86_64::registers::model_specific::{Efer, EferFlags, Msr};
 
 use super::{PagingState, VcpuBackend, VcpuConfig};
@@ -78,7 +77,11 @@ impl SvmCpu {
             flush_all = true;
         }
         self.next_asid.store(asid + 1, Ordering::Relaxed);
-        (asid, self.asid_generation.load(Ordering::Relaxed), flush_all)
+        (
+            asid,
+            self.asid_generation.load(Ordering::Relaxed),
+            flush_all,
+        )
     }
 }
 
@@ -176,6 +179,8 @@ impl SvmVcpu {
             // XCR0 is the vCPU's: a write is checked against the domain's policy.
             | Intercepts2::XSETBV)
             .bits();
+        // Physical interrupts follow the host's IF, not the guest's (APM §15.21.1).
+        c.int_control = IntControl::V_INTR_MASKING.bits();
         c.iopm_base_pa = iopm;
         c.msrpm_base_pa = msrpm;
         // A real ASID is assigned when a CPU first loads the vCPU.

@@ -46,7 +46,13 @@ svm_world_switch:
     mov r14, [rsi + 0x68]
     mov r15, [rsi + 0x70]
     mov rsi, [rsi + 0x20]
+    /* IF = 1 with GIF = 0: no host interrupt is taken here, but with V_INTR_MASKING a
+       physical interrupt during the guest exits (INTR intercept) whatever the guest's
+       own IF, so a guest that never enables interrupts is still preempted (APM
+       §15.21.1, §15.17). */
+    sti
     vmrun rax
+    cli
     vmsave rax                      /* RAX is the guest VMCB again after #VMEXIT */
     mov rax, [rsp + 8]
     mov [rax + 0x08], rbx

@@ -122,11 +122,19 @@ impl VmxVcpu {
         static IO_BITMAPS: IoBitmaps = IoBitmaps::intercept_all();
         // SAFETY: see above; the statics do not overlap the frames.
         unsafe {
-            core::ptr::copy_nonoverlapping(&MSR_BITMAP, phys_to_virt(msr_bitmap) as *mut MsrBitmap, 1)
+            core::ptr::copy_nonoverlapping(
+                &MSR_BITMAP,
+                phys_to_virt(msr_bitmap) as *mut MsrBitmap,
+                1,
+            )
         };
         // SAFETY: see above.
         unsafe {
-            core::ptr::copy_nonoverlapping(&IO_BITMAPS, phys_to_virt(io_bitmaps) as *mut IoBitmaps, 1)
+            core::ptr::copy_nonoverlapping(
+                &IO_BITMAPS,
+                phys_to_virt(io_bitmaps) as *mut IoBitmaps,
+                1,
+            )
         };
 
         let cr0_fixed = caps.cr0.relaxed_for_unrestricted_guest();
@@ -177,7 +185,9 @@ impl VmxVcpu {
         .and_then(|()| vcpu.write_state(state));
         // Translations cached for this EPT root or VPID by an earlier user are stale
         // (§29.4.3.4); other CPUs drop theirs when they first load the vCPU.
-        let flushed = written.and_then(|()| vcpu.flush_ept()).and_then(|()| vcpu.flush_vpid());
+        let flushed = written
+            .and_then(|()| vcpu.flush_ept())
+            .and_then(|()| vcpu.flush_vpid());
         vcpu.put();
         if previous != u64::MAX && previous != vmcs {
             // SAFETY: `previous` was the current VMCS of this CPU a moment ago, so it is
@@ -247,9 +257,9 @@ impl VmxVcpu {
         let cr0 = instr::read(GuestNatural::Cr0)?;
         self.set_efer(state.efer, cr0)?;
         if state.cr0 & CR0_PG != 0 && state.cr4 & CR4_PAE != 0 && !state.long_mode() {
-            let pdptes = self
-                .read_pdptes(state.cr3)
-                .ok_or(VmxError::Config("PAE page-directory pointers are not valid guest RAM"))?;
+            let pdptes = self.read_pdptes(state.cr3).ok_or(VmxError::Config(
+                "PAE page-directory pointers are not valid guest RAM",
+            ))?;
             self.write_pdptes(pdptes)?;
         }
         Ok(())
