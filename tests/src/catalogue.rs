@@ -143,26 +143,6 @@ pub enum Check {
     /// `(dN) Test result: SUCCESS` and `domain N (<name>): shutdown, reason R` (R as
     /// the guest's entry says; crashes as theirs say).
     Guests,
-    /// Scheduler acceptance from `spinner` guests' `spinner: window K count C share P`
-    /// lines: `lines` must appear, then each phase's figures must hold.
-    Spinners {
-        lines: &'static [&'static str],
-        phases: &'static [SpinPhase],
-    },
-}
-
-/// What the `spinner` guests must show over a range of their windows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SpinPhase {
-    /// First and last window (inclusive).
-    pub windows: (u32, u32),
-    /// (domain id, relative weight): loop counts summed over the windows, divided by
-    /// the weight, must each be within `tolerance_percent` of their mean.
-    pub ratio: &'static [(u32, u32)],
-    pub tolerance_percent: u32,
-    /// (domain id, least, most): the guest-measured share of the CPU, per mille,
-    /// averaged over the windows.
-    pub shares: &'static [(u32, u32, u32)],
 }
 
 /// One test: a kernel command line, what to boot it with, where, and the check.
@@ -274,95 +254,6 @@ const SMP_CONFIGS: &[ModuleSpec] = &[
         args: "",
         text: Some(
             "name = \"fpu\"\nkernel = \"fpu-vcpus\"\nmemory = 32\nvcpus = 2\ncpus = \"0\"\n",
-        ),
-    },
-];
-
-/// Three spinners of weights 256, 512 and 1024 pinned to CPU 0, and one capped at 25%
-/// on CPU 1 (`selftest=sched` reweights domain 3 and pauses domain 2 on a script).
-const SCHED_CONFIGS: &[ModuleSpec] = &[
-    ModuleSpec {
-        name: "w1.cfg",
-        size: 0,
-        args: "",
-        text: Some(
-            "name = \"w1\"\nkernel = \"spinner\"\nmemory = 16\ncpus = \"0\"\ncpu_weight = 256\ncmdline = \"windows=10 window-ms=100\"\n",
-        ),
-    },
-    ModuleSpec {
-        name: "w2.cfg",
-        size: 0,
-        args: "",
-        text: Some(
-            "name = \"w2\"\nkernel = \"spinner\"\nmemory = 16\ncpus = \"0\"\ncpu_weight = 512\ncmdline = \"windows=10 window-ms=100\"\n",
-        ),
-    },
-    ModuleSpec {
-        name: "w3.cfg",
-        size: 0,
-        args: "",
-        text: Some(
-            "name = \"w3\"\nkernel = \"spinner\"\nmemory = 16\ncpus = \"0\"\ncpu_weight = 1024\ncmdline = \"windows=10 window-ms=100\"\n",
-        ),
-    },
-    ModuleSpec {
-        name: "capped.cfg",
-        size: 0,
-        args: "",
-        text: Some(
-            "name = \"capped\"\nkernel = \"spinner\"\nmemory = 16\ncpus = \"1\"\ncap = 25\ncmdline = \"windows=10 window-ms=100\"\n",
-        ),
-    },
-];
-
-/// Six spinners, unpinned, on two CPUs.
-const OVERCOMMIT_CONFIGS: &[ModuleSpec] = &[
-    ModuleSpec {
-        name: "o1.cfg",
-        size: 0,
-        args: "",
-        text: Some(
-            "name = \"o1\"\nkernel = \"spinner\"\nmemory = 16\ncmdline = \"windows=5 window-ms=100\"\n",
-        ),
-    },
-    ModuleSpec {
-        name: "o2.cfg",
-        size: 0,
-        args: "",
-        text: Some(
-            "name = \"o2\"\nkernel = \"spinner\"\nmemory = 16\ncmdline = \"windows=5 window-ms=100\"\n",
-        ),
-    },
-    ModuleSpec {
-        name: "o3.cfg",
-        size: 0,
-        args: "",
-        text: Some(
-            "name = \"o3\"\nkernel = \"spinner\"\nmemory = 16\ncmdline = \"windows=5 window-ms=100\"\n",
-        ),
-    },
-    ModuleSpec {
-        name: "o4.cfg",
-        size: 0,
-        args: "",
-        text: Some(
-            "name = \"o4\"\nkernel = \"spinner\"\nmemory = 16\ncmdline = \"windows=5 window-ms=100\"\n",
-        ),
-    },
-    ModuleSpec {
-        name: "o5.cfg",
-        size: 0,
-        args: "",
-        text: Some(
-            "name = \"o5\"\nkernel = \"spinner\"\nmemory = 16\ncmdline = \"windows=5 window-ms=100\"\n",
-        ),
-    },
-    ModuleSpec {
-        name: "o6.cfg",
-        size: 0,
-        args: "",
-        text: Some(
-            "name = \"o6\"\nkernel = \"spinner\"\nmemory = 16\ncmdline = \"windows=5 window-ms=100\"\n",
         ),
     },
 ];
@@ -685,92 +576,6 @@ const CATALOGUE: &[Test] = &[
         },
     },
     Test {
-        name: "sched-weights",
-        about: "spinners of weights 256:512:1024 pinned to one CPU progress 1:2:4; reweighting one to 256 at run time makes it 1:2:1; a pause stops a domain and the ratio comes back after it; a domain capped at 25% gets 25% of its CPU",
-        cmdline: "loglvl=info selftest=sched",
-        modules: SCHED_CONFIGS,
-        guests: &[passes("spinner")],
-        runs: &[
-            smp(Platform::QemuSvm, Boot::Kernel, 2),
-            smp(Platform::BochsVmx, Boot::Grub, 2),
-            smp(Platform::BochsSvm, Boot::Grub, 2),
-        ],
-        mem_mib: 256,
-        check: Check::Spinners {
-            lines: &[
-                "domain 3: weight 256 cap 0",
-                "domain 2 (w2): paused",
-                "domain 2 (w2): unpaused",
-                "(d1) Test result: SUCCESS",
-                "(d2) Test result: SUCCESS",
-                "(d3) Test result: SUCCESS",
-                "(d4) Test result: SUCCESS",
-            ],
-            phases: &[
-                SpinPhase {
-                    windows: (0, 4),
-                    ratio: &[(1, 1), (2, 2), (3, 4)],
-                    tolerance_percent: 10,
-                    shares: &[],
-                },
-                SpinPhase {
-                    windows: (6, 6),
-                    ratio: &[(1, 1), (2, 2), (3, 1)],
-                    tolerance_percent: 10,
-                    shares: &[],
-                },
-                SpinPhase {
-                    windows: (9, 9),
-                    ratio: &[(1, 1), (2, 2), (3, 1)],
-                    tolerance_percent: 10,
-                    shares: &[],
-                },
-                SpinPhase {
-                    windows: (0, 9),
-                    ratio: &[],
-                    tolerance_percent: 0,
-                    shares: &[(4, 200, 300)],
-                },
-            ],
-        },
-    },
-    Test {
-        name: "sched-overcommit",
-        about: "six CPU-bound vCPUs on two CPUs all progress, each with a third of a CPU, and all pass",
-        cmdline: "loglvl=info selftest=domains",
-        modules: OVERCOMMIT_CONFIGS,
-        guests: &[passes("spinner")],
-        runs: &[
-            smp(Platform::QemuSvm, Boot::Kernel, 2),
-            smp(Platform::BochsVmx, Boot::Grub, 2),
-            smp(Platform::BochsSvm, Boot::Grub, 2),
-        ],
-        mem_mib: 256,
-        check: Check::Spinners {
-            lines: &[
-                "(d1) Test result: SUCCESS",
-                "(d2) Test result: SUCCESS",
-                "(d3) Test result: SUCCESS",
-                "(d4) Test result: SUCCESS",
-                "(d5) Test result: SUCCESS",
-                "(d6) Test result: SUCCESS",
-            ],
-            phases: &[SpinPhase {
-                windows: (1, 4),
-                ratio: &[(1, 1), (2, 1), (3, 1), (4, 1), (5, 1), (6, 1)],
-                tolerance_percent: 15,
-                shares: &[
-                    (1, 250, 420),
-                    (2, 250, 420),
-                    (3, 250, 420),
-                    (4, 250, 420),
-                    (5, 250, 420),
-                    (6, 250, 420),
-                ],
-            }],
-        },
-    },
-    Test {
         name: "domains-isolation",
         about: "a guest fills its RAM with a pattern; the next domain, built from the same frames, reads only zeros",
         cmdline: "loglvl=info selftest=guests",
@@ -951,9 +756,6 @@ impl Case {
             Check::ApPanic => check_ap_panic(o),
             Check::Guests => self.check_guests(o),
             Check::Lines { lines } => self.check_lines(o, lines),
-            Check::Spinners { lines, phases } => self
-                .check_lines(o, lines)
-                .and_then(|()| check_spinners(o, phases)),
         };
         match result {
             Ok(()) => Verdict::Pass,
@@ -985,7 +787,6 @@ impl Case {
     }
 
     fn check_lines(&self, o: &Outcome, lines: &[&str]) -> Result<(), Verdict> {
-        // (Also the first half of `Check::Spinners`.)
         let missing: Vec<String> = lines
             .iter()
             .filter(|l| !o.serial.contains(*l))
@@ -1640,77 +1441,5 @@ mod tests {
         );
         assert_eq!(n.label(), "qemu-svm");
         assert!(n.modules().is_empty());
-    }
-}
-
-/// `(dN) spinner: window K count C share P` lines: (domain, window) -> (count, share).
-fn spinner_windows(serial: &str) -> std::collections::HashMap<(u32, u32), (u64, u64)> {
-    let mut found = std::collections::HashMap::new();
-    for line in serial::lines(serial) {
-        let Some(rest) = line.strip_prefix("(d") else {
-            continue;
-        };
-        let Some((domain, rest)) = rest.split_once(") spinner: window ") else {
-            continue;
-        };
-        let words: Vec<&str> = rest.split_whitespace().collect();
-        if let ([window, "count", count, "share", share, ..], Ok(domain)) =
-            (words.as_slice(), domain.parse::<u32>())
-            && let (Ok(w), Ok(c), Ok(p)) = (window.parse(), count.parse(), share.parse())
-        {
-            found.insert((domain, w), (c, p));
-        }
-    }
-    found
-}
-
-fn check_spinners(o: &Outcome, phases: &[SpinPhase]) -> Result<(), Verdict> {
-    let windows = spinner_windows(&o.serial);
-    let mut problems = Vec::new();
-    for phase in phases {
-        let (first, last) = phase.windows;
-        let sum = |domain: u32, pick: fn(&(u64, u64)) -> u64| -> Option<u64> {
-            (first..=last)
-                .map(|w| windows.get(&(domain, w)).map(pick))
-                .sum()
-        };
-        let mut normalised = Vec::new();
-        for &(domain, weight) in phase.ratio {
-            match sum(domain, |&(count, _)| count) {
-                Some(total) => normalised.push((domain, total as f64 / f64::from(weight))),
-                None => problems.push(format!("d{domain}: windows {first}-{last} missing")),
-            }
-        }
-        if !normalised.is_empty() && normalised.len() == phase.ratio.len() {
-            let mean = normalised.iter().map(|(_, n)| n).sum::<f64>() / normalised.len() as f64;
-            for (domain, n) in &normalised {
-                let off = (n / mean - 1.0) * 100.0;
-                if off.abs() > f64::from(phase.tolerance_percent) {
-                    problems.push(format!(
-                        "d{domain}: windows {first}-{last}: {off:+.1}% from its weight's share (limit {}%)",
-                        phase.tolerance_percent
-                    ));
-                }
-            }
-        }
-        let windows_in = u64::from(last - first + 1);
-        for &(domain, least, most) in phase.shares {
-            match sum(domain, |&(_, share)| share) {
-                Some(total) => {
-                    let share = total / windows_in;
-                    if share < u64::from(least) || share > u64::from(most) {
-                        problems.push(format!(
-                            "d{domain}: windows {first}-{last}: share {share}\u{2030}, expected {least}-{most}"
-                        ));
-                    }
-                }
-                None => problems.push(format!("d{domain}: windows {first}-{last} missing")),
-            }
-        }
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(Verdict::Fail(problems.join("; ")))
     }
 }

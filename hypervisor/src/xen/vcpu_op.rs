@@ -409,8 +409,11 @@ mod tests {
         // vcpu_hvm_x86_32: 10 GPRs + cr0/cr3/cr4/pad1 (56) + efer (8) + 5 bases + 5 limits
         // (40) + 5 ars (10) + pad2[3] (6) = 120; the union starts at 8.
         assert_eq!(8 + 56 + 8 + 40 + 10 + 6, VCPU_HVM_CONTEXT_SIZE);
-        // vcpu_hvm_x86_64: 14 u64 = 112, smaller than the 32-bit member.
-        const { assert!(14 * 8 <= 120) };
+        // vcpu_hvm_x86_64 (14 u64) fits the union: the 64B reader stops at byte 120.
+        let mut b = [0u8; VCPU_HVM_CONTEXT_SIZE];
+        b[0] = 1;
+        b[120..].fill(1);
+        assert_eq!(parse_hvm_context(&b), Err(ContextError::Padding));
     }
 
     #[test]
