@@ -47,6 +47,8 @@ mod guest {
     static RUN_TICKS: AtomicU64 = AtomicU64::new(0);
     /// vCPU 1's CR4 as it started (copied from vCPU 0's by `start_vcpu`).
     static CR4_AT_START: AtomicU64 = AtomicU64::new(0);
+    /// XCR0 as vCPU 1 read it back after its XSETBV.
+    static XCR0_SECONDARY: AtomicU64 = AtomicU64::new(0);
     /// The id of the vCPU that ran the latest iteration (u32::MAX: none yet).
     static LAST_RUNNER: AtomicU32 = AtomicU32::new(u32::MAX);
 
@@ -263,8 +265,11 @@ mod guest {
         cr4
     }
 
-    /// CR4.OSXSAVE, then XCR0 = x87|SSE|AVX, on this vCPU (XCR0 is per vCPU).
-    fn enable_avx() {
+    /// CR4.OSXSAVE, then XCR0 = x87|SSE|AVX, on this vCPU (XCR0 is per vCPU). Returns
+    /// XCR0 as read back (0 if CR4.OSXSAVE did not stick, when XGETBV would fault): a
+    /// hypervisor that drops either would otherwise show up only as #UD on the first
+    /// YMM instruction.
+    fn enable_avx() -> u64 {
         let cr4 = read_cr4();
         if cr4 & CR4_OSXSAVE == 0 {
             // SAFETY: CPUID reports XSAVE, so CR4.OSXSAVE may be set; it only allows
@@ -273,18 +278,27 @@ mod guest {
                 core::arch::asm!("mov cr4, {}", in(reg) cr4 | CR4_OSXSAVE, options(nomem, nostack))
             };
         }
+        if read_cr4() & CR4_OSXSAVE == 0 {
+            return 0;
+        }
         // SAFETY: XSETBV of XCR0 with x87|SSE|AVX, which CPUID leaf 0xD says XCR0
         // supports; CR4.OSXSAVE is set.
         unsafe {
             core::arch::asm!("xsetbv", in("ecx") 0u32, in("eax") XCR0_AVX as u32, in("edx") 0u32, options(nomem, nostack))
         };
+        let (low, high): (u32, u32);
+        // SAFETY: XGETBV of XCR0 with CR4.OSXSAVE set only reads it.
+        unsafe {
+            core::arch::asm!("xgetbv", in("ecx") 0u32, out("eax") low, out("edx") high, options(nomem, nostack))
+        };
+        u64::from(high) << 32 | u64::from(low)
     }
 
     fn secondary(id: u32) -> ! {
         CR4_AT_START.store(read_cr4(), Ordering::Release);
         let ymm = YMM.load(Ordering::Acquire);
         if ymm {
-            enable_avx();
+            XCR0_SECONDARY.store(enable_avx(), Ordering::Release);
         }
         READY.store(true, Ordering::Release);
         // Unbounded: if vCPU 0 gives up it shuts the domain down, which stops us.
@@ -310,7 +324,13 @@ mod guest {
         let ymm = avx_usable();
         if ymm {
             // Before vCPU 1 starts, so the CR4 it gets (a copy of ours) has OSXSAVE.
-            enable_avx();
+            let xcr0 = enable_avx();
+            if xcr0 & XCR0_AVX != XCR0_AVX {
+                println!(
+                    "fpu-vcpus: vCPU 0: XCR0 reads {xcr0:#x} after XSETBV {XCR0_AVX:#x} (0: CR4.OSXSAVE did not stick)"
+                );
+                return Verdict::Failure;
+            }
         }
         YMM.store(ymm, Ordering::Release);
         println!("fpu-vcpus: using {}", if ymm { "ymm" } else { "xmm" });
@@ -330,6 +350,13 @@ mod guest {
                 cr4 & CR4_OSXSAVE != 0,
                 format_args!("vCPU 1 started with CR4 {cr4:#x}: OSXSAVE from its context lost"),
             );
+            let xcr0 = XCR0_SECONDARY.load(Ordering::Acquire);
+            if xcr0 & XCR0_AVX != XCR0_AVX {
+                println!(
+                    "fpu-vcpus: vCPU 1: XCR0 reads {xcr0:#x} after XSETBV {XCR0_AVX:#x} (0: CR4.OSXSAVE did not stick)"
+                );
+                return Verdict::Failure;
+            }
         }
         GO.store(true, Ordering::Release);
         work(0, ymm);
