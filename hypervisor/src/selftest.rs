@@ -107,6 +107,7 @@ pub fn run(_boot: &BootInfo, options: &Options) -> ! {
         "churn" => verdict(churn(_boot)),
         "domains" => run_domains(_boot, Mode::AllAtOnce),
         "sched" => run_domains(_boot, Mode::Scheduler),
+        "together" => run_domains(_boot, Mode::Together),
         "vmm-smoke" => match crate::vmm::smoke::run() {
             Ok(summary) => {
                 console_print!("selftest: vmm-smoke: {summary}\n");
@@ -489,7 +490,7 @@ fn run_domains(boot: &BootInfo, mode: Mode) -> ! {
     } else {
         usize::MAX
     };
-    let together = mode == Mode::Scheduler;
+    let together = matches!(mode, Mode::Scheduler | Mode::Together);
     crate::vmm::manager::scheduler_cpus_up();
     crate::vmm::manager::configure(limit, together, Some(domains_ended));
     let accepted = crate::vmm::boot_domains::submit(boot);
@@ -503,7 +504,9 @@ fn run_domains(boot: &BootInfo, mode: Mode) -> ! {
         // Every domain starts at the same moment; the control actions follow a script
         // timed from here (`at_schedule_point`).
         crate::vmm::manager::unpause_all();
-        SCRIPT_START.store(time::now_ns(), Ordering::Release);
+        if mode == Mode::Scheduler {
+            SCRIPT_START.store(time::now_ns(), Ordering::Release);
+        }
     }
     crate::vmm::cpu_loop::run_this_cpu()
 }
@@ -515,8 +518,11 @@ enum Mode {
     OnePerCpu,
     /// `selftest=domains`: every configured domain at once.
     AllAtOnce,
+    /// `selftest=together`: every configured domain built first, then all started at
+    /// the same moment (so their measurements overlap exactly).
+    Together,
     /// `selftest=sched`: every configured domain at once, started together, then the
-    /// scheduler script: at 550 ms domain 3's weight becomes 256, domain 2 is paused
+    /// scheduler script: at 450 ms domain 3's weight becomes 256, domain 2 is paused
     /// from 750 to 850 ms (what `xl sched-credit2 -w` and `xl pause/unpause` do).
     Scheduler,
 }
@@ -536,7 +542,7 @@ pub fn at_schedule_point() {
         return;
     }
     let steps: [(u64, fn()); 3] = [
-        (550, || {
+        (450, || {
             let params = ferrovisor::sched::SchedParams {
                 weight: 256,
                 cap_percent: 0,

@@ -143,6 +143,29 @@ pub enum Check {
     /// `(dN) Test result: SUCCESS` and `domain N (<name>): shutdown, reason R` (R as
     /// the guest's entry says; crashes as theirs say).
     Guests,
+    /// Scheduler acceptance from `spinner` guests' `spinner: window K count C share P`
+    /// lines: `lines` must appear, then each phase's figures must hold.
+    Spinners {
+        lines: &'static [&'static str],
+        phases: &'static [SpinPhase],
+    },
+}
+
+/// What the `spinner` guests must show over a range of their windows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpinPhase {
+    /// First and last window (inclusive).
+    pub windows: (u32, u32),
+    /// (domain id, relative weight): the guest-measured CPU time (shares) summed over
+    /// the windows, divided by the weight, must each be within `tolerance_percent` of
+    /// their mean. CPU time, not loop counts: under TCG the loop's speed varies between
+    /// domains by tens of percent (translation-block chaining, icount accounting), which
+    /// says nothing about the scheduler.
+    pub ratio: &'static [(u32, u32)],
+    pub tolerance_percent: u32,
+    /// (domain id, least, most): the guest-measured share of the CPU, per mille,
+    /// averaged over the windows.
+    pub shares: &'static [(u32, u32, u32)],
 }
 
 /// One test: a kernel command line, what to boot it with, where, and the check.
@@ -163,6 +186,9 @@ pub struct Test {
     pub runs: &'static [Run],
     /// Memory in MiB.
     pub mem_mib: u32,
+    /// Emulated time follows instructions (QEMU `-icount shift=0`, Bochs at
+    /// `BOCHS_TIMING_IPS`), for checks of timing that must not depend on the host's load.
+    pub instruction_clock: bool,
     /// How the run is judged.
     pub check: Check,
 }
@@ -258,6 +284,97 @@ const SMP_CONFIGS: &[ModuleSpec] = &[
     },
 ];
 
+/// Three spinners of weights 256, 512 and 1024 and one of weight 4096 capped at 25%, all
+/// on CPU 0: uncapped, the fourth would take 70% of the CPU; capped, it gets 25% and the
+/// others share the rest 1:2:4 (`selftest=sched` then reweights domain 3 to 256 and
+/// pauses domain 2 on a script).
+const SCHED_CONFIGS: &[ModuleSpec] = &[
+    ModuleSpec {
+        name: "w1.cfg",
+        size: 0,
+        args: "",
+        text: Some(
+            "name = \"w1\"\nkernel = \"spinner\"\nmemory = 16\ncpus = \"0\"\ncpu_weight = 256\ncmdline = \"windows=12 window-ms=100\"\n",
+        ),
+    },
+    ModuleSpec {
+        name: "w2.cfg",
+        size: 0,
+        args: "",
+        text: Some(
+            "name = \"w2\"\nkernel = \"spinner\"\nmemory = 16\ncpus = \"0\"\ncpu_weight = 512\ncmdline = \"windows=12 window-ms=100\"\n",
+        ),
+    },
+    ModuleSpec {
+        name: "w3.cfg",
+        size: 0,
+        args: "",
+        text: Some(
+            "name = \"w3\"\nkernel = \"spinner\"\nmemory = 16\ncpus = \"0\"\ncpu_weight = 1024\ncmdline = \"windows=12 window-ms=100\"\n",
+        ),
+    },
+    ModuleSpec {
+        name: "capped.cfg",
+        size: 0,
+        args: "",
+        text: Some(
+            "name = \"capped\"\nkernel = \"spinner\"\nmemory = 16\ncpus = \"0\"\ncpu_weight = 4096\ncap = 25\ncmdline = \"windows=12 window-ms=100\"\n",
+        ),
+    },
+];
+
+/// Six spinners, unpinned, on two CPUs.
+const OVERCOMMIT_CONFIGS: &[ModuleSpec] = &[
+    ModuleSpec {
+        name: "o1.cfg",
+        size: 0,
+        args: "",
+        text: Some(
+            "name = \"o1\"\nkernel = \"spinner\"\nmemory = 16\ncmdline = \"windows=5 window-ms=100\"\n",
+        ),
+    },
+    ModuleSpec {
+        name: "o2.cfg",
+        size: 0,
+        args: "",
+        text: Some(
+            "name = \"o2\"\nkernel = \"spinner\"\nmemory = 16\ncmdline = \"windows=5 window-ms=100\"\n",
+        ),
+    },
+    ModuleSpec {
+        name: "o3.cfg",
+        size: 0,
+        args: "",
+        text: Some(
+            "name = \"o3\"\nkernel = \"spinner\"\nmemory = 16\ncmdline = \"windows=5 window-ms=100\"\n",
+        ),
+    },
+    ModuleSpec {
+        name: "o4.cfg",
+        size: 0,
+        args: "",
+        text: Some(
+            "name = \"o4\"\nkernel = \"spinner\"\nmemory = 16\ncmdline = \"windows=5 window-ms=100\"\n",
+        ),
+    },
+    ModuleSpec {
+        name: "o5.cfg",
+        size: 0,
+        args: "",
+        text: Some(
+            "name = \"o5\"\nkernel = \"spinner\"\nmemory = 16\ncmdline = \"windows=5 window-ms=100\"\n",
+        ),
+    },
+    ModuleSpec {
+        name: "o6.cfg",
+        size: 0,
+        args: "",
+        text: Some(
+            "name = \"o6\"\nkernel = \"spinner\"\nmemory = 16\ncmdline = \"windows=5 window-ms=100\"\n",
+        ),
+    },
+];
+
 /// The first of the boot test's modules: a byte pattern, not a kernel.
 const BOOT_MODULES_FIRST: [ModuleSpec; 1] = [BOOT_MODULES[0]];
 
@@ -276,6 +393,7 @@ const fn fault(name: &'static str, cmdline: &'static str, about: &'static str) -
         guests: &[],
         runs: FAULT_RUNS,
         mem_mib: 256,
+        instruction_clock: false,
         check: Check::Fault,
     }
 }
@@ -296,6 +414,7 @@ const CATALOGUE: &[Test] = &[
             on(Platform::Kvm, Boot::Kernel),
         ],
         mem_mib: 256,
+        instruction_clock: false,
         check: Check::Boot,
     },
     fault(
@@ -326,6 +445,7 @@ const CATALOGUE: &[Test] = &[
         guests: &[],
         runs: &[on(Platform::QemuSvm, Boot::Shim(BadBoot::BadMagic))],
         mem_mib: 256,
+        instruction_clock: false,
         check: Check::BadBoot {
             message: "unknown boot magic 0xdeadbeef",
         },
@@ -338,6 +458,7 @@ const CATALOGUE: &[Test] = &[
         guests: &[],
         runs: &[on(Platform::QemuSvm, Boot::Shim(BadBoot::NoMemoryMap))],
         mem_mib: 256,
+        instruction_clock: false,
         check: Check::BadBoot {
             message: "no memory map",
         },
@@ -361,6 +482,7 @@ const CATALOGUE: &[Test] = &[
             smp(Platform::Kvm, Boot::Kernel, 2),
         ],
         mem_mib: 256,
+        instruction_clock: false,
         check: Check::SelfTest {
             online: Online::All,
         },
@@ -373,6 +495,7 @@ const CATALOGUE: &[Test] = &[
         guests: &[],
         runs: &[smp(Platform::QemuSvm, Boot::Kernel, 4)],
         mem_mib: 256,
+        instruction_clock: false,
         check: Check::SelfTest {
             online: Online::Exactly(1),
         },
@@ -385,6 +508,7 @@ const CATALOGUE: &[Test] = &[
         guests: &[],
         runs: &[smp(Platform::QemuSvm, Boot::Pvh, 2)],
         mem_mib: 256,
+        instruction_clock: false,
         check: Check::SelfTest {
             online: Online::Exactly(1),
         },
@@ -404,6 +528,7 @@ const CATALOGUE: &[Test] = &[
             smp(Platform::Kvm, Boot::Kernel, 2),
         ],
         mem_mib: 256,
+        instruction_clock: false,
         check: Check::SelfTest {
             online: Online::All,
         },
@@ -422,6 +547,7 @@ const CATALOGUE: &[Test] = &[
             smp(Platform::Kvm, Boot::Kernel, 2),
         ],
         mem_mib: 256,
+        instruction_clock: false,
         check: Check::SelfTest {
             online: Online::All,
         },
@@ -438,6 +564,7 @@ const CATALOGUE: &[Test] = &[
             on(Platform::BochsVmx, Boot::Grub),
         ],
         mem_mib: 256,
+        instruction_clock: false,
         check: Check::SelfTest {
             online: Online::All,
         },
@@ -454,6 +581,7 @@ const CATALOGUE: &[Test] = &[
             on(Platform::BochsVmx, Boot::Grub),
         ],
         mem_mib: 256,
+        instruction_clock: false,
         check: Check::Guests,
     },
     Test {
@@ -479,6 +607,7 @@ const CATALOGUE: &[Test] = &[
             smp(Platform::BochsVmx, Boot::Grub, 2),
         ],
         mem_mib: 256,
+        instruction_clock: false,
         check: Check::Guests,
     },
     Test {
@@ -499,6 +628,7 @@ const CATALOGUE: &[Test] = &[
             on(Platform::BochsVmx, Boot::Grub),
         ],
         mem_mib: 256,
+        instruction_clock: false,
         check: Check::Guests,
     },
     Test {
@@ -512,6 +642,7 @@ const CATALOGUE: &[Test] = &[
             on(Platform::BochsVmx, Boot::Grub),
         ],
         mem_mib: 256,
+        instruction_clock: false,
         check: Check::Guests,
     },
     Test {
@@ -529,6 +660,7 @@ const CATALOGUE: &[Test] = &[
             on(Platform::BochsVmx, Boot::Grub),
         ],
         mem_mib: 256,
+        instruction_clock: false,
         check: Check::Lines {
             lines: &[
                 "domain 1 (alpha): created on cpu 0: 32 MiB RAM",
@@ -555,6 +687,7 @@ const CATALOGUE: &[Test] = &[
             smp(Platform::BochsSvm, Boot::Grub, 2),
         ],
         mem_mib: 256,
+        instruction_clock: false,
         check: Check::Lines {
             lines: &[
                 "domain 1 (one): created on cpu",
@@ -576,6 +709,99 @@ const CATALOGUE: &[Test] = &[
         },
     },
     Test {
+        name: "sched-weights",
+        about: "on one CPU, a domain capped at 25% gets 25% and spinners of weights 256:512:1024 share the rest 1:2:4; reweighting one to 256 at run time makes it 1:2:1; a domain paused and unpaused picks up its share again",
+        cmdline: "loglvl=info selftest=sched",
+        modules: SCHED_CONFIGS,
+        guests: &[passes("spinner")],
+        runs: &[
+            // One CPU: QEMU's -icount runs several CPUs round-robin, one at a time,
+            // so a CPU's guests see their time pass while another CPU runs.
+            on(Platform::QemuSvm, Boot::Kernel),
+            on(Platform::BochsVmx, Boot::Grub),
+            on(Platform::BochsSvm, Boot::Grub),
+        ],
+        mem_mib: 256,
+        instruction_clock: true,
+        check: Check::Spinners {
+            lines: &[
+                "domain 3: weight 256 cap 0",
+                "domain 2 (w2): paused",
+                "domain 2 (w2): unpaused",
+                "(d1) Test result: SUCCESS",
+                "(d2) Test result: SUCCESS",
+                "(d3) Test result: SUCCESS",
+                "(d4) Test result: SUCCESS",
+            ],
+            phases: &[
+                SpinPhase {
+                    windows: (0, 3),
+                    ratio: &[(1, 1), (2, 2), (3, 4)],
+                    tolerance_percent: 10,
+                    shares: &[],
+                },
+                SpinPhase {
+                    windows: (5, 6),
+                    ratio: &[(1, 1), (2, 2), (3, 1)],
+                    tolerance_percent: 10,
+                    shares: &[],
+                },
+                SpinPhase {
+                    windows: (9, 10),
+                    ratio: &[(1, 1), (2, 2), (3, 1)],
+                    tolerance_percent: 10,
+                    shares: &[],
+                },
+                SpinPhase {
+                    windows: (0, 10),
+                    ratio: &[],
+                    tolerance_percent: 0,
+                    shares: &[(4, 200, 300)],
+                },
+            ],
+        },
+    },
+    Test {
+        name: "sched-overcommit",
+        about: "six CPU-bound vCPUs on two CPUs all progress, each with a third of a CPU, and all pass",
+        cmdline: "loglvl=info selftest=together",
+        modules: OVERCOMMIT_CONFIGS,
+        guests: &[passes("spinner")],
+        runs: &[
+            // Not on QEMU: with -icount it runs the CPUs round-robin, one at a time, so
+            // a guest on one CPU sees its time pass while the other CPU runs and the
+            // shares it measures say nothing about the scheduler (domains-smp runs more
+            // vCPUs than CPUs on QEMU).
+            smp(Platform::BochsVmx, Boot::Grub, 2),
+            smp(Platform::BochsSvm, Boot::Grub, 2),
+        ],
+        mem_mib: 256,
+        instruction_clock: true,
+        check: Check::Spinners {
+            lines: &[
+                "(d1) Test result: SUCCESS",
+                "(d2) Test result: SUCCESS",
+                "(d3) Test result: SUCCESS",
+                "(d4) Test result: SUCCESS",
+                "(d5) Test result: SUCCESS",
+                "(d6) Test result: SUCCESS",
+            ],
+            phases: &[SpinPhase {
+                windows: (1, 4),
+                ratio: &[(1, 1), (2, 1), (3, 1), (4, 1), (5, 1), (6, 1)],
+                tolerance_percent: 15,
+                shares: &[
+                    (1, 250, 420),
+                    (2, 250, 420),
+                    (3, 250, 420),
+                    (4, 250, 420),
+                    (5, 250, 420),
+                    (6, 250, 420),
+                ],
+            }],
+        },
+    },
+    Test {
         name: "domains-isolation",
         about: "a guest fills its RAM with a pattern; the next domain, built from the same frames, reads only zeros",
         cmdline: "loglvl=info selftest=guests",
@@ -587,6 +813,7 @@ const CATALOGUE: &[Test] = &[
             on(Platform::BochsVmx, Boot::Grub),
         ],
         mem_mib: 256,
+        instruction_clock: false,
         check: Check::Guests,
     },
     Test {
@@ -606,6 +833,7 @@ const CATALOGUE: &[Test] = &[
         // 3 GiB: on QEMU's pc machine with 2 GiB, firmware reserves the top of RAM, so
         // no aligned GiB would be free for the domain.
         mem_mib: 3072,
+        instruction_clock: false,
         check: Check::Lines {
             lines: &[
                 "domain 1 (large): created on cpu 0: 1024 MiB RAM, entry 0x100000; nested paging 1 x 1 GiB, 0 x 2 MiB, 0 x 4 KiB, 2 table pages",
@@ -623,6 +851,7 @@ const CATALOGUE: &[Test] = &[
         // Not on Bochs: zeroing 32 GiB at Bochs' speed would take minutes.
         runs: &[on(Platform::QemuSvm, Boot::Kernel)],
         mem_mib: 256,
+        instruction_clock: false,
         check: Check::Lines {
             lines: &["selftest: 500 domains of 64 MiB created and destroyed; free memory back to"],
         },
@@ -640,6 +869,7 @@ const CATALOGUE: &[Test] = &[
             on(Platform::BochsVmx, Boot::Grub),
         ],
         mem_mib: 256,
+        instruction_clock: false,
         check: Check::Guests,
     },
     Test {
@@ -654,6 +884,7 @@ const CATALOGUE: &[Test] = &[
             smp(Platform::BochsVmx, Boot::Grub, 2),
         ],
         mem_mib: 256,
+        instruction_clock: false,
         check: Check::ApPanic,
     },
 ];
@@ -692,6 +923,17 @@ pub fn cases() -> Vec<Case> {
 }
 
 impl Case {
+    /// Bochs' instructions per emulated second for this run (`None` on QEMU).
+    pub fn bochs_ips(&self) -> Option<u64> {
+        self.platform.bochs_ips().map(|ips| {
+            if self.test.instruction_clock {
+                crate::cmdline::BOCHS_TIMING_IPS
+            } else {
+                ips
+            }
+        })
+    }
+
     /// The platform as shown in titles: the platform name, plus `/<boot>` when the boot
     /// method is not the platform's usual one (`qemu-svm/grub`, `qemu-svm/pvh`).
     pub fn label(&self) -> String {
@@ -756,6 +998,9 @@ impl Case {
             Check::ApPanic => check_ap_panic(o),
             Check::Guests => self.check_guests(o),
             Check::Lines { lines } => self.check_lines(o, lines),
+            Check::Spinners { lines, phases } => self
+                .check_lines(o, lines)
+                .and_then(|()| check_spinners(o, phases)),
         };
         match result {
             Ok(()) => Verdict::Pass,
@@ -787,6 +1032,7 @@ impl Case {
     }
 
     fn check_lines(&self, o: &Outcome, lines: &[&str]) -> Result<(), Verdict> {
+        // (Also the first half of `Check::Spinners`.)
         let missing: Vec<String> = lines
             .iter()
             .filter(|l| !o.serial.contains(*l))
@@ -879,7 +1125,7 @@ impl Case {
         let Some(tsc) = serial::tsc_khz(log) else {
             return Err("no 'time: tsc N kHz' line".into());
         };
-        if let Some(ips) = self.platform.bochs_ips() {
+        if let Some(ips) = self.bochs_ips() {
             let want = ips / 1000;
             if tsc.abs_diff(want) * 100 > want {
                 return Err(format!("tsc {tsc} kHz, Bochs runs at {want} kHz (ips)"));
@@ -1152,6 +1398,78 @@ fn check_ap_panic(o: &Outcome) -> Result<(), Verdict> {
     }
     if !o.serial.contains(serial::HALTING) {
         problems.push("no 'FATAL: halting all CPUs' line".to_string());
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Verdict::Fail(problems.join("; ")))
+    }
+}
+
+/// `(dN) spinner: window K count C share P` lines: (domain, window) -> (count, share).
+fn spinner_windows(serial: &str) -> std::collections::HashMap<(u32, u32), (u64, u64)> {
+    let mut found = std::collections::HashMap::new();
+    for line in serial::lines(serial) {
+        let Some(rest) = line.strip_prefix("(d") else {
+            continue;
+        };
+        let Some((domain, rest)) = rest.split_once(") spinner: window ") else {
+            continue;
+        };
+        let words: Vec<&str> = rest.split_whitespace().collect();
+        if let ([window, "count", count, "share", share, ..], Ok(domain)) =
+            (words.as_slice(), domain.parse::<u32>())
+            && let (Ok(w), Ok(c), Ok(p)) = (window.parse(), count.parse(), share.parse())
+        {
+            found.insert((domain, w), (c, p));
+        }
+    }
+    found
+}
+
+fn check_spinners(o: &Outcome, phases: &[SpinPhase]) -> Result<(), Verdict> {
+    let windows = spinner_windows(&o.serial);
+    let mut problems = Vec::new();
+    for phase in phases {
+        let (first, last) = phase.windows;
+        let sum = |domain: u32, pick: fn(&(u64, u64)) -> u64| -> Option<u64> {
+            (first..=last)
+                .map(|w| windows.get(&(domain, w)).map(pick))
+                .sum()
+        };
+        let mut normalised = Vec::new();
+        for &(domain, weight) in phase.ratio {
+            match sum(domain, |&(_, share)| share) {
+                Some(total) => normalised.push((domain, total as f64 / f64::from(weight))),
+                None => problems.push(format!("d{domain}: windows {first}-{last} missing")),
+            }
+        }
+        if !normalised.is_empty() && normalised.len() == phase.ratio.len() {
+            let mean = normalised.iter().map(|(_, n)| n).sum::<f64>() / normalised.len() as f64;
+            for (domain, n) in &normalised {
+                let off = (n / mean - 1.0) * 100.0;
+                if off.abs() > f64::from(phase.tolerance_percent) {
+                    problems.push(format!(
+                        "d{domain}: windows {first}-{last}: {off:+.1}% from its weight's share (limit {}%)",
+                        phase.tolerance_percent
+                    ));
+                }
+            }
+        }
+        let windows_in = u64::from(last - first + 1);
+        for &(domain, least, most) in phase.shares {
+            match sum(domain, |&(_, share)| share) {
+                Some(total) => {
+                    let share = total / windows_in;
+                    if share < u64::from(least) || share > u64::from(most) {
+                        problems.push(format!(
+                            "d{domain}: windows {first}-{last}: share {share}\u{2030}, expected {least}-{most}"
+                        ));
+                    }
+                }
+                None => problems.push(format!("d{domain}: windows {first}-{last} missing")),
+            }
+        }
     }
     if problems.is_empty() {
         Ok(())
@@ -1441,5 +1759,55 @@ mod tests {
         );
         assert_eq!(n.label(), "qemu-svm");
         assert!(n.modules().is_empty());
+    }
+
+    fn spinner_log(lines: &[(u32, u32, u64)]) -> String {
+        lines
+            .iter()
+            .map(|(d, w, share)| format!("(d{d}) spinner: window {w} count 100 share {share}\n"))
+            .collect()
+    }
+
+    #[test]
+    fn spinner_phases_judge_shares_against_weights() {
+        let phases = [SpinPhase {
+            windows: (0, 1),
+            ratio: &[(1, 1), (2, 2)],
+            tolerance_percent: 10,
+            shares: &[(3, 200, 300)],
+        }];
+        let good = spinner_log(&[
+            (1, 0, 330),
+            (1, 1, 336),
+            (2, 0, 660),
+            (2, 1, 664),
+            (3, 0, 250),
+            (3, 1, 240),
+        ]);
+        let outcome = |serial: String| bochs(&serial);
+        assert!(check_spinners(&outcome(good), &phases).is_ok());
+        // d2 at 1:1 instead of 1:2, and d3 over its cap.
+        let bad = spinner_log(&[
+            (1, 0, 500),
+            (1, 1, 500),
+            (2, 0, 500),
+            (2, 1, 500),
+            (3, 0, 400),
+            (3, 1, 400),
+        ]);
+        let Err(Verdict::Fail(why)) = check_spinners(&outcome(bad), &phases) else {
+            panic!("unequal shares passed");
+        };
+        assert!(why.contains("d2: windows 0-1"), "{why}");
+        assert!(why.contains("d3: windows 0-1: share 400"), "{why}");
+        // A missing window is a failure, not a pass.
+        let missing = spinner_log(&[
+            (1, 0, 330),
+            (2, 0, 660),
+            (2, 1, 664),
+            (3, 0, 250),
+            (3, 1, 240),
+        ]);
+        assert!(check_spinners(&outcome(missing), &phases).is_err());
     }
 }

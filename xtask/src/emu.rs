@@ -84,6 +84,7 @@ pub fn prepare(case: &Case, elf: &Path, modules: &[Module]) -> Result<Prepared, 
                 Serial::File(s(&serial)),
             );
             spec.kvm = case.platform == Platform::Kvm;
+            spec.icount = test.instruction_clock && !spec.kvm;
             match case.boot {
                 Boot::Kernel => {
                     spec.kernel = Some(s(elf));
@@ -126,6 +127,7 @@ pub fn prepare(case: &Case, elf: &Path, modules: &[Module]) -> Result<Prepared, 
                 &BochsSpec {
                     cpu_model: case.platform.cpu_model().into(),
                     cpus: case.cpus,
+                    ips: case.bochs_ips().unwrap_or(cmdline::BOCHS_IPS),
                     mem_mib: test.mem_mib,
                     iso: s(&iso),
                     serial: s(&serial),

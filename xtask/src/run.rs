@@ -145,6 +145,7 @@ fn run_bochs(o: &Options, dir: &Path, iso: &Path) -> Result<i32, String> {
             .clone()
             .unwrap_or_else(|| "corei7_skylake_x".into()),
         cpus: o.cpus,
+        ips: ferrovisor_tests::cmdline::BOCHS_IPS,
         mem_mib: o.mem_mib,
         iso: path(iso),
         serial: path(&serial),

@@ -18,6 +18,8 @@ static BENCH: Test = Test {
     guests: &[passes("hello")],
     runs: &[on(Platform::QemuSvm, Boot::Kernel)],
     mem_mib: 256,
+    // Adds -icount itself, and keeps Bochs at the baseline's 4 MIPS.
+    instruction_clock: false,
     check: Check::SelfTest {
         online: Online::All,
     },

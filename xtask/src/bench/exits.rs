@@ -26,6 +26,8 @@ static BENCH: Test = Test {
         on(Platform::BochsSvm, Boot::Grub),
     ],
     mem_mib: 256,
+    // Adds -icount itself, and keeps Bochs at the baseline's 4 MIPS.
+    instruction_clock: false,
     check: Check::Guests,
 };
 
