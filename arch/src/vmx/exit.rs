@@ -247,14 +247,22 @@ impl BasicExitReason {
     /// The reason with basic number `raw`, or `None` for numbers Appendix C does not
     /// define (35, 38, 42, 71, ...), which the caller should treat as fatal.
     pub const fn from_raw(raw: u32) -> Option<Self> {
-        let mut i = 0;
-        while i < Self::ALL.len() {
-            if Self::ALL[i] as u32 == raw {
-                return Some(Self::ALL[i]);
+        // A table indexed by number: decoding is on every exit's path, so it must not
+        // search.
+        const TABLE: [Option<BasicExitReason>; 80] = {
+            let mut table = [None; 80];
+            let mut i = 0;
+            while i < BasicExitReason::ALL.len() {
+                table[BasicExitReason::ALL[i] as usize] = Some(BasicExitReason::ALL[i]);
+                i += 1;
             }
-            i += 1;
+            table
+        };
+        if (raw as usize) < TABLE.len() {
+            TABLE[raw as usize]
+        } else {
+            None
         }
-        None
     }
 
     /// The basic exit-reason number.

@@ -361,7 +361,7 @@ impl VmxVcpu {
     /// Decodes the exit that just happened; `None` when it was handled here (CR access)
     /// and the guest should simply resume.
     fn decode(&mut self) -> Result<Option<Exit>, VmcsError> {
-        let reason = ExitReason(instr::read(ReadOnly32::ExitReason)?);
+        let reason = ExitReason(instr::read_on_exit(ReadOnly32::ExitReason));
         if reason.entry_failure() {
             // Only the exit reason and qualification are valid (§27.8); the VMCS did
             // not launch.
@@ -373,12 +373,27 @@ impl VmxVcpu {
             )));
         }
         self.launched = true;
-        self.requeue_interrupted_event()?;
         let Some(basic) = reason.basic() else {
+            self.requeue_interrupted_event()?;
             return Ok(Some(Exit::Unhandled {
                 code: u64::from(reason.0),
             }));
         };
+        // Exits caused by an instruction the guest executed never happen while an event
+        // is being delivered, so their IDT-vectoring information is never valid (SDM
+        // Vol. 3C §28.2.4): skip reading it on those hot paths.
+        if !matches!(
+            basic,
+            BasicExitReason::Cpuid
+                | BasicExitReason::Vmcall
+                | BasicExitReason::IoInstruction
+                | BasicExitReason::Rdmsr
+                | BasicExitReason::Wrmsr
+                | BasicExitReason::Hlt
+                | BasicExitReason::Xsetbv
+        ) {
+            self.requeue_interrupted_event()?;
+        }
         let exit = match basic {
             BasicExitReason::ExceptionOrNmi => self.exception_or_nmi()?,
             BasicExitReason::ExternalInterrupt => Exit::ExternalInterrupt,
@@ -770,11 +785,11 @@ impl VmxVcpu {
     /// (§25.9.4) when the CPU gives one, and ends any STI/MOV SS blocking (which lasts
     /// one instruction).
     fn skip(&mut self, fallback: u64) -> Result<(), VmcsError> {
-        let length = match instr::read(ReadOnly32::ExitInstructionLength)? {
+        let length = match instr::read_on_exit(ReadOnly32::ExitInstructionLength) {
             0 => fallback,
             n => u64::from(n),
         };
-        let rip = instr::read(GuestNatural::Rip)? + length;
+        let rip = instr::read_on_exit(GuestNatural::Rip) + length;
         // Outside 64-bit mode RIP wraps at 4 GiB; only a sum past that needs the mode
         // (two more VMREADs), so the common case skips the question.
         let rip = if rip <= 0xFFFF_FFFF || self.in_64bit_mode()? {
@@ -782,13 +797,13 @@ impl VmxVcpu {
         } else {
             rip & 0xFFFF_FFFF
         };
-        instr::write_guest(GuestNatural::Rip, rip)?;
-        let blocking = instr::read(Guest32::InterruptibilityState)?;
+        instr::write_guest_on_exit(GuestNatural::Rip, rip);
+        let blocking = instr::read_on_exit(Guest32::InterruptibilityState);
         if blocking & BLOCKING_BY_STI_OR_MOV_SS != 0 {
-            instr::write_guest(
+            instr::write_guest_on_exit(
                 Guest32::InterruptibilityState,
                 blocking & !BLOCKING_BY_STI_OR_MOV_SS,
-            )?;
+            );
         }
         Ok(())
     }
@@ -839,12 +854,14 @@ impl Drop for VmxVcpu {
 
 impl VcpuBackend for VmxVcpu {
     fn run(&mut self) -> Exit {
-        let interrupts = x86_64::instructions::interrupts::are_enabled();
-        x86_64::instructions::interrupts::disable();
-        let result = self.make_current().and_then(|()| self.run_until_exit());
-        if interrupts {
-            x86_64::instructions::interrupts::enable();
-        }
+        // The caller runs this with interrupts disabled (`VcpuBackend::run`), and
+        // `load` made the VMCS current: the checks are for debug builds.
+        debug_assert!(!x86_64::instructions::interrupts::are_enabled());
+        let result = if cfg!(debug_assertions) {
+            self.make_current().and_then(|()| self.run_until_exit())
+        } else {
+            self.run_until_exit()
+        };
         result.unwrap_or_else(|e| {
             log::error!("vmx: run: {e}");
             Exit::InvalidState(InvalidStateReason::VmxInstructionError {
