@@ -21,7 +21,9 @@ pub mod errno;
 pub mod features;
 pub mod hypercall;
 pub mod hypercall_page;
+pub mod poll;
 pub mod start_info;
+pub mod time;
 pub mod vcpu_op;
 
 pub use abi::{
