@@ -245,6 +245,14 @@ const DOMAIN_CONFIGS: &[ModuleSpec] = &[
         args: "",
         text: Some("name = \"bigger\"\nkernel = \"xen-cpuid\"\nmemory = 48\n"),
     },
+    ModuleSpec {
+        name: "keeper.cfg",
+        size: 0,
+        args: "",
+        text: Some(
+            "name = \"keeper\"\nkernel = \"hello\"\nmemory = 16\non_poweroff = \"preserve\"\n",
+        ),
+    },
 ];
 
 /// Three domains with 1, 2 and 4 vCPUs running at once, and two vCPUs of one domain
@@ -579,6 +587,9 @@ const CATALOGUE: &[Test] = &[
             on(Platform::QemuSvm, Boot::Kernel),
             on(Platform::BochsSvm, Boot::Grub),
             on(Platform::BochsVmx, Boot::Grub),
+            smp(Platform::QemuSvm, Boot::Kernel, 2),
+            smp(Platform::BochsSvm, Boot::Grub, 2),
+            smp(Platform::BochsVmx, Boot::Grub, 2),
         ],
         mem_mib: 256,
         instruction_clock: false,
@@ -626,6 +637,9 @@ const CATALOGUE: &[Test] = &[
             on(Platform::QemuSvm, Boot::Kernel),
             on(Platform::BochsSvm, Boot::Grub),
             on(Platform::BochsVmx, Boot::Grub),
+            smp(Platform::QemuSvm, Boot::Kernel, 2),
+            smp(Platform::BochsSvm, Boot::Grub, 2),
+            smp(Platform::BochsVmx, Boot::Grub, 2),
         ],
         mem_mib: 256,
         instruction_clock: false,
@@ -647,7 +661,7 @@ const CATALOGUE: &[Test] = &[
     },
     Test {
         name: "domains-config",
-        about: "boot-time domains from xl.cfg modules: memory claimed per config, a domain larger than free memory refused with the numbers, a config error named by file, line and key, on_crash=restart stopped by the crash-loop limit, the others run",
+        about: "boot-time domains from xl.cfg modules: memory claimed per config, a domain larger than free memory refused with the numbers, a config error named by file, line and key, on_crash=restart stopped by the crash-loop limit, on_poweroff=preserve keeps a domain's memory until it is destroyed, the others run",
         cmdline: "loglvl=info selftest=domains",
         modules: DOMAIN_CONFIGS,
         guests: &[
@@ -672,6 +686,8 @@ const CATALOGUE: &[Test] = &[
                 "typo.cfg:2: key 'memroy'",
                 "domain 5 (bigger): created on cpu 0: 48 MiB RAM",
                 "(d5) Test result: SUCCESS",
+                "domain 6 (keeper): preserved (on_poweroff = preserve): its memory is kept until it is destroyed",
+                "selftest: all domains ended; free memory",
             ],
         },
     },
@@ -682,6 +698,10 @@ const CATALOGUE: &[Test] = &[
         modules: SMP_CONFIGS,
         guests: &[passes("smp"), passes("fpu-vcpus")],
         runs: &[
+            // One CPU: seven vCPUs and the pinned pair share it.
+            on(Platform::QemuSvm, Boot::Kernel),
+            on(Platform::BochsVmx, Boot::Grub),
+            on(Platform::BochsSvm, Boot::Grub),
             smp(Platform::QemuSvm, Boot::Kernel, 2),
             smp(Platform::BochsVmx, Boot::Grub, 2),
             smp(Platform::BochsSvm, Boot::Grub, 2),
@@ -854,6 +874,22 @@ const CATALOGUE: &[Test] = &[
         instruction_clock: false,
         check: Check::Lines {
             lines: &["selftest: 500 domains of 64 MiB created and destroyed; free memory back to"],
+        },
+    },
+    Test {
+        name: "domains-churn-small",
+        about: "500 domains of 4 MiB created and destroyed in one boot on VT-x and Bochs' AMD-V; free memory back to its baseline exactly after every cycle",
+        cmdline: "loglvl=info selftest=churn-small",
+        modules: &[],
+        guests: &[passes("hello")],
+        runs: &[
+            on(Platform::BochsVmx, Boot::Grub),
+            on(Platform::BochsSvm, Boot::Grub),
+        ],
+        mem_mib: 256,
+        instruction_clock: false,
+        check: Check::Lines {
+            lines: &["selftest: 500 domains of 4 MiB created and destroyed; free memory back to"],
         },
     },
     Test {
