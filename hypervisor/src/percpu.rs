@@ -53,6 +53,40 @@ pub struct PerCpu {
     pub need_resched: AtomicBool,
     /// The pending scheduler timer (only this CPU touches it, interrupts disabled).
     pub sched_timer: Mutex<Option<ferrovisor::timer::TimerId>>,
+    /// Blocked vCPUs whose deadline passed, queued by the timer interrupt for this CPU's
+    /// loop to wake (interrupts disabled while held).
+    pub expired_wakes: Mutex<WakeList>,
+}
+
+/// A short list of vCPU ids, without allocation (filled in interrupt context).
+pub struct WakeList {
+    ids: [u32; TIMERS_PER_CPU],
+    len: usize,
+}
+
+impl WakeList {
+    pub const fn new() -> Self {
+        Self {
+            ids: [0; TIMERS_PER_CPU],
+            len: 0,
+        }
+    }
+
+    /// Adds an id; at most one timer per slot of the timer queue can expire, so the list
+    /// cannot overflow (an overflowing id is dropped, costing only its wake-up).
+    pub fn push(&mut self, id: u32) {
+        if self.len < self.ids.len() {
+            self.ids[self.len] = id;
+            self.len += 1;
+        }
+    }
+
+    /// Takes every id out.
+    pub fn take(&mut self) -> ([u32; TIMERS_PER_CPU], usize) {
+        let taken = (self.ids, self.len);
+        self.len = 0;
+        taken
+    }
 }
 
 /// Pending timers a CPU can hold.
@@ -87,6 +121,7 @@ impl PerCpu {
             timers: Mutex::new(TimerQueue::new()),
             need_resched: AtomicBool::new(false),
             sched_timer: Mutex::new(None),
+            expired_wakes: Mutex::new(WakeList::new()),
         }));
         percpu.self_pointer = percpu;
         let percpu: &'static PerCpu = percpu;

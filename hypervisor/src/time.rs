@@ -322,6 +322,8 @@ pub fn arm(cpu: &PerCpu, deadline_ns: u64) {
 pub const WAKEUP_TOKEN: u64 = 0;
 /// The scheduler's timer: the end of the running vCPU's stint (`vmm::cpu_loop`).
 pub const SCHED_TOKEN: u64 = 1;
+/// A blocked vCPU's deadline (`SCHEDOP_poll` timeout): this base plus its scheduler id.
+pub const VCPU_WAKE_TOKEN_BASE: u64 = 1 << 40;
 
 /// Adds a one-shot timer on the running CPU `cpu`, firing at `deadline_ns` with
 /// `token`, and reprograms the hardware if it is now the earliest.
@@ -353,6 +355,14 @@ pub fn on_timer_interrupt(cpu: &PerCpu) {
         match token {
             WAKEUP_TOKEN => {}
             SCHED_TOKEN => cpu.need_resched.store(true, Ordering::Release),
+            token if (VCPU_WAKE_TOKEN_BASE..VCPU_WAKE_TOKEN_BASE + (1 << 32)).contains(&token) => {
+                // Waking takes the scheduler's lock, which interrupted code may hold:
+                // queue it for the CPU's loop, which runs it next.
+                cpu.expired_wakes
+                    .lock()
+                    .push((token - VCPU_WAKE_TOKEN_BASE) as u32);
+                cpu.need_resched.store(true, Ordering::Release);
+            }
             #[cfg(feature = "selftest")]
             token if token >= crate::selftest::SELFTEST_TIMER_TOKEN_BASE => {
                 crate::selftest::on_timer_expired(cpu, token)

@@ -12,6 +12,7 @@ use crate::xen::features::HVM_DOMU_FEATURES;
 use crate::xen::hypercall::{
     ConsoleIoOp, Hypercall, SchedOp, ShutdownReason, XenVersionOp, xen_version_word,
 };
+use crate::xen::poll::{PollAction, PortState, check_poll, parse_sched_poll};
 use crate::xen::vcpu_op::{VCPU_HVM_CONTEXT_SIZE, VcpuOp, parse_hvm_context};
 
 /// Longest console write taken in one call; longer ones are refused with -EINVAL so a
@@ -46,6 +47,9 @@ pub trait DomainEnv {
     fn vcpu_initialise(&mut self, vcpu: u32, state: &VcpuInitState) -> Result<(), XenErrno>;
     /// Brings initialised vCPU `vcpu` up (a no-op if it is up).
     fn vcpu_up(&mut self, vcpu: u32) -> Result<(), XenErrno>;
+    /// Records the guest-virtual address where vCPU `vcpu` (< count) wants its
+    /// `vcpu_time_info` kept up to date (`VCPUOP_register_vcpu_time_memory_area`).
+    fn register_time_area(&mut self, vcpu: u32, gva: u64) -> Result<(), XenErrno>;
 }
 
 /// What the caller does after a hypercall.
@@ -56,9 +60,10 @@ pub enum Outcome {
     /// Return 0, and let the scheduler run someone else first if anyone is waiting
     /// (`SCHEDOP_yield`).
     Yield,
-    /// Return 0 and block the vCPU until an event is pending for it (`SCHEDOP_block`;
-    /// a spurious wake-up is allowed by the ABI).
-    Block,
+    /// Return 0 and block the vCPU until an event is pending for it or, with a
+    /// deadline, until Xen system time (ns since boot) reaches it (`SCHEDOP_block`,
+    /// `SCHEDOP_poll`; a spurious wake-up is allowed by the ABI).
+    Block { deadline_ns: Option<u64> },
     /// The domain asked to shut down for this reason (it does not resume).
     Shutdown(ShutdownReason),
 }
@@ -139,7 +144,11 @@ fn console_io(
 fn sched_op(args: [u64; 5], guest: &mut impl GuestAccess) -> Outcome {
     match SchedOp::from_raw(sub_op(args[0])) {
         Some(SchedOp::Yield) => Outcome::Yield,
-        Some(SchedOp::Block) => Outcome::Block,
+        Some(SchedOp::Block) => Outcome::Block { deadline_ns: None },
+        Some(SchedOp::Poll) => match sched_poll(args, guest) {
+            Ok(outcome) => outcome,
+            Err(e) => ret(Err(e)),
+        },
         Some(SchedOp::Shutdown) => {
             let mut reason = [0u8; 4];
             if let Err(e) = guest.copy_from_guest(args[1], &mut reason) {
@@ -152,6 +161,33 @@ fn sched_op(args: [u64; 5], guest: &mut impl GuestAccess) -> Outcome {
         }
         _ => ret(Err(XenErrno::ENOSYS)),
     }
+}
+
+/// `SCHEDOP_poll`: the `sched_poll` copied in whole, then Xen's `do_poll()` checks
+/// (`crate::xen::poll`). There are no event channels yet: no event is ever waiting and
+/// every port is unusable, so only `nr_ports = 0` blocks (until its timeout).
+fn sched_poll(args: [u64; 5], guest: &mut impl GuestAccess) -> Result<Outcome, XenErrno> {
+    let mut bytes = [0u8; 24];
+    guest.copy_from_guest(args[1], &mut bytes)?;
+    let poll = parse_sched_poll(&bytes);
+    let action = check_poll(
+        &poll,
+        false,
+        |index| {
+            let mut port = [0u8; 4];
+            let at = poll
+                .ports
+                .checked_add(u64::from(index) * 4)
+                .ok_or(XenErrno::EFAULT)?;
+            guest.copy_from_guest(at, &mut port)?;
+            Ok(u32::from_le_bytes(port))
+        },
+        |_| PortState::Unusable,
+    )?;
+    Ok(match action {
+        PollAction::Ready => Outcome::Return(0),
+        PollAction::Block { deadline_ns, .. } => Outcome::Block { deadline_ns },
+    })
 }
 
 /// `vcpu_op(cmd, vcpuid, arg)` for the calling domain's own vCPUs (Xen's
@@ -189,6 +225,14 @@ fn vcpu_op(
             Ok(0)
         }
         VcpuOp::IsUp => Ok(i64::from(env.vcpu_is_up(vcpu))),
+        VcpuOp::RegisterVcpuTimeMemoryArea => {
+            // struct vcpu_register_time_memory_area: one guest address (a union of a
+            // handle, a pointer and a uint64_t).
+            let mut address = [0u8; 8];
+            guest.copy_from_guest(args[2], &mut address)?;
+            env.register_time_area(vcpu, u64::from_le_bytes(address))?;
+            Ok(0)
+        }
         // Timers, runstate areas and vcpu_info registration come with event channels;
         // taking a vCPU down with the domain's own vCPU hot-unplug later.
         _ => Err(XenErrno::ENOSYS),

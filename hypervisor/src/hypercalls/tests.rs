@@ -49,6 +49,7 @@ const EINVAL: Outcome = Outcome::Return(-22);
 /// A domain model: console output collected, `vcpus` vCPUs of which the first is up.
 struct Env {
     printed: Vec<u8>,
+    time_areas: Vec<Option<u64>>,
     initialised: Vec<Option<VcpuInitState>>,
     up: Vec<bool>,
 }
@@ -61,6 +62,7 @@ impl Env {
         up[0] = true;
         Self {
             printed: Vec::new(),
+            time_areas: vec![None; vcpus],
             initialised,
             up,
         }
@@ -86,6 +88,10 @@ impl DomainEnv for Env {
     }
     fn vcpu_up(&mut self, vcpu: u32) -> Result<(), XenErrno> {
         self.up[vcpu as usize] = true;
+        Ok(())
+    }
+    fn register_time_area(&mut self, vcpu: u32, gva: u64) -> Result<(), XenErrno> {
+        self.time_areas[vcpu as usize] = Some(gva);
         Ok(())
     }
 }
@@ -276,5 +282,58 @@ fn vcpu_op_brings_up_secondary_vcpus_with_xen_errnos() {
 fn sched_op_yield_and_block_reach_the_scheduler() {
     let mut g = Window::new(BASE, 64);
     assert_eq!(call(29, [0, 0, 0, 0, 0], &mut g).0, Outcome::Yield);
-    assert_eq!(call(29, [1, 0, 0, 0, 0], &mut g).0, Outcome::Block);
+    assert_eq!(
+        call(29, [1, 0, 0, 0, 0], &mut g).0,
+        Outcome::Block { deadline_ns: None }
+    );
+}
+
+#[test]
+fn sched_op_poll_checks_then_blocks_until_its_timeout() {
+    let mut g = Window::new(BASE, 64);
+    let sched_poll = |g: &mut Window, ports: u64, nr_ports: u32, timeout: u64| {
+        g.bytes[..8].copy_from_slice(&ports.to_le_bytes());
+        g.bytes[8..12].copy_from_slice(&nr_ports.to_le_bytes());
+        g.bytes[12..16].fill(0);
+        g.bytes[16..24].copy_from_slice(&timeout.to_le_bytes());
+    };
+    // Too many ports; a bad argument; a bad port array; a port without event channels.
+    sched_poll(&mut g, BASE + 32, 129, 0);
+    assert_eq!(call(29, [3, BASE, 0, 0, 0], &mut g).0, EINVAL);
+    assert_eq!(call(29, [3, 0xdead_0000, 0, 0, 0], &mut g).0, EFAULT);
+    sched_poll(&mut g, 0xdead_0000, 1, 0);
+    assert_eq!(call(29, [3, BASE, 0, 0, 0], &mut g).0, EFAULT);
+    sched_poll(&mut g, BASE + 32, 1, 0);
+    g.bytes[32..36].copy_from_slice(&1u32.to_le_bytes());
+    assert_eq!(call(29, [3, BASE, 0, 0, 0], &mut g).0, EINVAL);
+    // No ports: block until the timeout (absolute), or for ever without one.
+    sched_poll(&mut g, 0, 0, 5_000_000);
+    assert_eq!(
+        call(29, [3, BASE, 0, 0, 0], &mut g).0,
+        Outcome::Block {
+            deadline_ns: Some(5_000_000)
+        }
+    );
+    sched_poll(&mut g, 0, 0, 0);
+    assert_eq!(
+        call(29, [3, BASE, 0, 0, 0], &mut g).0,
+        Outcome::Block { deadline_ns: None }
+    );
+}
+
+#[test]
+fn vcpu_time_area_registration_copies_the_address_in() {
+    let mut g = Window::new(BASE, 64);
+    let mut env = Env::new(2);
+    g.bytes[..8].copy_from_slice(&0x1234_5000u64.to_le_bytes());
+    assert_eq!(
+        dispatch(24, [13, 1, BASE, 0, 0], &mut g, &mut env),
+        Outcome::Return(0)
+    );
+    assert_eq!(env.time_areas[1], Some(0x1234_5000));
+    assert_eq!(
+        dispatch(24, [13, 1, 0xdead_0000, 0, 0], &mut g, &mut env),
+        EFAULT
+    );
+    assert_eq!(dispatch(24, [13, 2, BASE, 0, 0], &mut g, &mut env), ENOENT);
 }

@@ -15,7 +15,7 @@ use ferrovisor::sched::{CpuId, Decision, SchedConfig, Scheduler, VcpuId, VcpuSta
 use ferrovisor::vcpu::Exit;
 use log::{info, warn};
 
-use super::domain::{Domain, Ending};
+use super::domain::{Blocked, Domain, Ending};
 use super::exits::{self, ExitContext, Outcome};
 use super::vcpu::{Backend, MAX_VCPUS, SLOTS, Vcpu};
 use super::{VcpuBackend, Vendor};
@@ -111,8 +111,9 @@ enum Stop {
     Resched,
     /// `SCHEDOP_yield`.
     Yield,
-    /// HLT or `SCHEDOP_block`: not runnable until an event.
-    Block,
+    /// HLT, `SCHEDOP_block`, `SCHEDOP_poll`: not runnable until an event or the
+    /// deadline (system time, ns since boot).
+    Block { deadline_ns: Option<u64> },
     /// Its domain is dying (this vCPU shut it down or crashed it, or another did).
     DomainStopped,
 }
@@ -128,6 +129,7 @@ pub fn run_this_cpu() -> ! {
         #[cfg(feature = "selftest")]
         crate::selftest::at_schedule_point();
         x86_64::instructions::interrupts::disable();
+        wake_expired(cpu);
         cpu.need_resched
             .store(false, core::sync::atomic::Ordering::Release);
         let decision = SCHED.lock().schedule(me, time::now_ns());
@@ -172,7 +174,7 @@ pub fn run_this_cpu() -> ! {
         };
         match run_vcpu(cpu, vcpu) {
             Stop::Resched | Stop::Yield | Stop::DomainStopped => {}
-            Stop::Block => block(me, *id, vcpu),
+            Stop::Block { deadline_ns } => block(cpu, me, *id, vcpu, deadline_ns),
         }
     }
 }
@@ -180,9 +182,27 @@ pub fn run_this_cpu() -> ! {
 /// The vCPU blocked (HLT, `SCHEDOP_block`): off the run queue until an event. A domain
 /// whose every vCPU is blocked can never run again (there are no event sources yet): it
 /// is crashed with that reason rather than left holding its memory forever.
-fn block(me: CpuId, id: VcpuId, vcpu: &mut Vcpu) {
+fn block(cpu: &PerCpu, me: CpuId, id: VcpuId, vcpu: &mut Vcpu, deadline_ns: Option<u64>) {
     let domain = vcpu.domain.clone();
-    domain.set_blocked(vcpu.index, true);
+    let kind = if deadline_ns.is_some() {
+        Blocked::UntilDeadline
+    } else {
+        Blocked::UntilEvent
+    };
+    domain.set_blocked(vcpu.index, kind);
+    if let Some(deadline) = deadline_ns {
+        // The timer fires on this CPU; a wake-up that finds the vCPU no longer blocked
+        // (or its slot reused) does nothing, as a spurious wake-up may.
+        let token = time::VCPU_WAKE_TOKEN_BASE + u64::from(id.0);
+        if let Err(e) = time::add_timer(cpu, deadline, token) {
+            warn!(
+                "cpu {}: no timer for a blocked vCPU: {e:?}; it wakes now",
+                cpu.index
+            );
+            domain.set_blocked(vcpu.index, Blocked::No);
+            return;
+        }
+    }
     {
         let mut sched = SCHED.lock();
         // Still the running vCPU here unless its domain was stopped meanwhile.
@@ -196,6 +216,26 @@ fn block(me: CpuId, id: VcpuId, vcpu: &mut Vcpu) {
             "every vCPU is halted or blocked and nothing can wake them (no event source)",
             None,
         );
+    }
+}
+
+/// Wakes the blocked vCPUs whose deadlines this CPU's timer reported. Called with
+/// interrupts disabled.
+fn wake_expired(cpu: &PerCpu) {
+    let (ids, count) = cpu.expired_wakes.lock().take();
+    for &id in &ids[..count] {
+        // A vCPU whose slot is held is on a CPU, so not blocked any more.
+        let Some(slot) = SLOTS.get(id as usize).and_then(|s| s.try_lock()) else {
+            continue;
+        };
+        let Some(vcpu) = slot.as_ref() else {
+            continue;
+        };
+        let (domain, index) = (vcpu.domain.clone(), vcpu.index);
+        drop(slot);
+        if domain.timer_expired(index) {
+            wake_if_runnable(&domain, index);
+        }
     }
 }
 
@@ -249,7 +289,13 @@ fn run_backend<V: VcpuBackend>(
         match exits::handle(&mut context, exit) {
             Outcome::Continue => {}
             Outcome::Yield => return Stop::Yield,
-            Outcome::Block => return Stop::Block,
+            Outcome::Block { deadline_ns } => {
+                // A deadline already passed wakes at once (Xen's set_timer in the past).
+                if deadline_ns.is_some_and(|d| d <= time::now_ns()) {
+                    continue;
+                }
+                return Stop::Block { deadline_ns };
+            }
             Outcome::Shutdown(reason) => {
                 if !domain.is_dying() {
                     domain.console.lock().flush();

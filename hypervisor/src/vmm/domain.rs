@@ -3,7 +3,7 @@
 //! between CPUs (`Arc<Domain>`): each of its vCPUs may run on a different CPU, so what
 //! they change together is atomic or locked.
 
-use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU8, Ordering};
 
 use ferrovisor::cpuid_policy::CpuidPolicy;
 use ferrovisor::guest_memory::{GuestMemory, GuestMemoryError};
@@ -206,6 +206,17 @@ pub enum VcpuLife {
     Up = 3,
 }
 
+/// Why a vCPU is not runnable though up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Blocked {
+    No = 0,
+    /// HLT, `SCHEDOP_block`: until an event.
+    UntilEvent = 1,
+    /// `SCHEDOP_poll` with a timeout: until an event or its timer.
+    UntilDeadline = 2,
+}
+
 /// The domain as a whole.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -245,10 +256,14 @@ pub struct Domain {
     /// The scheduler's id of each vCPU, by vCPU index.
     vcpu_ids: [VcpuId; MAX_VCPUS_PER_DOMAIN],
     life: [AtomicU8; MAX_VCPUS_PER_DOMAIN],
-    /// Blocked in HLT or `SCHEDOP_block` until an event arrives for it.
-    blocked: [AtomicBool; MAX_VCPUS_PER_DOMAIN],
+    /// Blocked in HLT, `SCHEDOP_block` or `SCHEDOP_poll` ([`Blocked`] as u8).
+    blocked: [AtomicU8; MAX_VCPUS_PER_DOMAIN],
     state: AtomicU8,
     ending: spin::Once<Ending>,
+    /// Where each vCPU wants its `vcpu_time_info` (guest-virtual, 0: nowhere) and the
+    /// version of the last record written there.
+    time_areas: [core::sync::atomic::AtomicU64; MAX_VCPUS_PER_DOMAIN],
+    time_versions: [core::sync::atomic::AtomicU32; MAX_VCPUS_PER_DOMAIN],
 }
 
 // SAFETY: the nested address space is only touched by `build` (before the domain is
@@ -286,11 +301,24 @@ impl Domain {
     }
 
     pub fn is_blocked(&self, index: u32) -> bool {
-        self.blocked[index as usize].load(Ordering::Acquire)
+        self.blocked[index as usize].load(Ordering::Acquire) != Blocked::No as u8
     }
 
-    pub fn set_blocked(&self, index: u32, blocked: bool) {
-        self.blocked[index as usize].store(blocked, Ordering::Release);
+    pub fn set_blocked(&self, index: u32, blocked: Blocked) {
+        self.blocked[index as usize].store(blocked as u8, Ordering::Release);
+    }
+
+    /// Unblocks vCPU `index` if it is blocked with a deadline (its timer fired);
+    /// returns whether it was.
+    pub fn timer_expired(&self, index: u32) -> bool {
+        self.blocked[index as usize]
+            .compare_exchange(
+                Blocked::UntilDeadline as u8,
+                Blocked::No as u8,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
     }
 
     pub fn state(&self) -> DomainState {
@@ -335,12 +363,27 @@ impl Domain {
             && !self.is_blocked(index)
     }
 
-    /// Whether no vCPU can ever run again without an event: every vCPU that is up is
-    /// blocked (and nothing exists yet that could send it an event).
+    /// Sets where vCPU `index` wants its `vcpu_time_info`.
+    pub fn set_time_area(&self, index: u32, gva: u64) {
+        self.time_areas[index as usize].store(gva, Ordering::Release);
+    }
+
+    /// Where vCPU `index` wants its `vcpu_time_info`, and the next (even) version to
+    /// write there; `None` if it registered no area.
+    pub fn next_time_record(&self, index: u32) -> Option<(u64, u32)> {
+        let gva = self.time_areas[index as usize].load(Ordering::Acquire);
+        (gva != 0).then(|| {
+            let version = self.time_versions[index as usize].fetch_add(2, Ordering::AcqRel);
+            (gva, version.wrapping_add(2))
+        })
+    }
+
+    /// Whether no vCPU can ever run again: every vCPU that is up is blocked without a
+    /// deadline (and nothing exists yet that could send it an event).
     pub fn all_blocked(&self) -> bool {
         (0..self.vcpu_count)
             .filter(|&i| self.life(i) == VcpuLife::Up)
-            .all(|i| self.is_blocked(i))
+            .all(|i| self.blocked[i as usize].load(Ordering::Acquire) == Blocked::UntilEvent as u8)
     }
 }
 
@@ -468,9 +511,11 @@ impl Domain {
             vcpu_count: count as u32,
             vcpu_ids,
             life: [const { AtomicU8::new(VcpuLife::Down as u8) }; MAX_VCPUS_PER_DOMAIN],
-            blocked: [const { AtomicBool::new(false) }; MAX_VCPUS_PER_DOMAIN],
+            blocked: [const { AtomicU8::new(Blocked::No as u8) }; MAX_VCPUS_PER_DOMAIN],
             state: AtomicU8::new(DomainState::Running as u8),
             ending: spin::Once::new(),
+            time_areas: [const { core::sync::atomic::AtomicU64::new(0) }; MAX_VCPUS_PER_DOMAIN],
+            time_versions: [const { core::sync::atomic::AtomicU32::new(0) }; MAX_VCPUS_PER_DOMAIN],
         };
         let size = domain.ram.size();
         let start_info_gpa = size - 4096;

@@ -5,6 +5,7 @@
 use alloc::sync::Arc;
 
 use ferrovisor::cpuid_policy::{VcpuCpuidContext, guest_cpuid as guest_cpuid_policy};
+use ferrovisor::guest_memory::GuestAbi;
 use ferrovisor::guest_memory::paging::{AccessRequest, PagingContext, read_virt, write_virt};
 use ferrovisor::hypercalls::{DomainEnv, GuestAccess, Outcome as HypercallOutcome, dispatch};
 use ferrovisor::vcpu::{Exit, VcpuInitState};
@@ -23,8 +24,11 @@ pub enum Outcome {
     Continue,
     /// Let the scheduler decide (`SCHEDOP_yield`).
     Yield,
-    /// The vCPU blocks until an event (HLT, `SCHEDOP_block`).
-    Block,
+    /// The vCPU blocks until an event (HLT, `SCHEDOP_block`) or, with a deadline,
+    /// until system time (ns since boot) reaches it (`SCHEDOP_poll`).
+    Block {
+        deadline_ns: Option<u64>,
+    },
     Shutdown(u32),
     Crash(&'static str),
 }
@@ -73,9 +77,9 @@ pub fn handle<V: VcpuBackend>(ctx: &mut ExitContext<'_, V>, exit: Exit) -> Outco
                     resume(vcpu, 0);
                     Outcome::Yield
                 }
-                HypercallOutcome::Block => {
+                HypercallOutcome::Block { deadline_ns } => {
                     resume(vcpu, 0);
-                    Outcome::Block
+                    Outcome::Block { deadline_ns }
                 }
                 HypercallOutcome::Shutdown(reason) => Outcome::Shutdown(reason as u32),
             }
@@ -154,7 +158,7 @@ pub fn handle<V: VcpuBackend>(ctx: &mut ExitContext<'_, V>, exit: Exit) -> Outco
         Exit::Hlt => {
             // The vCPU waits for an event; it resumes after the HLT.
             ctx.vcpu.skip_instruction(1);
-            Outcome::Block
+            Outcome::Block { deadline_ns: None }
         }
         Exit::NestedPageFault(_) => Outcome::Crash("access outside the domain's memory"),
         Exit::Shutdown => Outcome::Crash("triple fault"),
@@ -261,7 +265,40 @@ fn hypercall<V: VcpuBackend>(domain: &Arc<Domain>, index: u32, vcpu: &mut V) -> 
         domain,
         caller: index,
     };
-    dispatch(number, args, &mut memory, &mut env)
+    let outcome = dispatch(number, args, &mut memory, &mut env);
+    if number == u64::from(ferrovisor::xen::Hypercall::VcpuOp.number())
+        && args[0] as u32 == ferrovisor::xen::VcpuOp::RegisterVcpuTimeMemoryArea as u32
+        && args[1] as u32 == index
+        && outcome == HypercallOutcome::Return(0)
+    {
+        update_time_area(domain, index, &*vcpu);
+    }
+    outcome
+}
+
+/// Writes vCPU `index`'s `vcpu_time_info` (Xen's pvclock record) where it registered
+/// it, through its own page tables: system time is ns since the hypervisor booted, the
+/// guest TSC is the host's (no offset), so the record maps one to the other. Called
+/// when the vCPU is about to run on a CPU and when it registers the area; the vCPU is
+/// not running either time, so one copy with the next even version is a consistent
+/// update. A record that cannot be written (bad address) is skipped, as Xen skips it.
+pub fn update_time_area(domain: &Domain, index: u32, vcpu: &impl VcpuBackend) {
+    let Some((gva, version)) = domain.next_time_record(index) else {
+        return;
+    };
+    let tsc = crate::time::tsc();
+    let record = ferrovisor::xen::time::time_info(
+        version,
+        tsc,
+        crate::time::now_ns(),
+        crate::time::tsc_hz(),
+    );
+    let mut memory = VcpuMemory {
+        ram: SharedRam(&domain.ram),
+        vcpu,
+        context: core::cell::OnceCell::new(),
+    };
+    let _ = memory.copy_to_guest(gva, &record.to_bytes());
 }
 
 /// The calling vCPU's domain, as the hypercall layer sees it.
@@ -322,6 +359,14 @@ impl DomainEnv for KernelDomain<'_> {
                 "32-bit"
             }
         );
+        Ok(())
+    }
+
+    fn register_time_area(&mut self, vcpu: u32, gva: u64) -> Result<(), XenErrno> {
+        // Xen keeps the address and checks nothing more (a bad one makes later updates
+        // fail silently). The caller's record is written as soon as the hypercall
+        // returns (`hypercall`); another vCPU's when it next runs.
+        self.domain.set_time_area(vcpu, gva);
         Ok(())
     }
 

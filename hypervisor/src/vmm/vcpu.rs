@@ -120,6 +120,11 @@ impl Vcpu {
             }
         }
         self.fpu.restore();
+        // The guest's pvclock record must describe this CPU's clock from now on.
+        match &self.backend {
+            Backend::Svm(b) => super::exits::update_time_area(&self.domain, self.index, b),
+            Backend::Vmx(b) => super::exits::update_time_area(&self.domain, self.index, b),
+        }
         Ok(())
     }
 
