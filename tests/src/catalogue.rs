@@ -678,6 +678,7 @@ const CATALOGUE: &[Test] = &[
         check: Check::Lines {
             lines: &[
                 "domain 1 (alpha): created on cpu 0: 32 MiB RAM",
+                "domain 1 (alpha): accounting: 8192 of 8192 RAM pages, 3 nested-table pages,",
                 "(d1) Test result: SUCCESS",
                 "domain 1 (alpha): shutdown, reason 0",
                 "domain 2 (crashy): restarting (on_crash = restart, 5 of 5)",

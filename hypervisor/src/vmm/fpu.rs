@@ -143,6 +143,11 @@ impl FpuState {
         })
     }
 
+    /// Frames the area takes.
+    pub fn frames(&self) -> u64 {
+        1 << self.order
+    }
+
     /// Stores the calling CPU's FPU/vector registers here. Call when the vCPU stops
     /// running on this CPU, before any other vCPU's state is loaded.
     pub fn save(&mut self) {

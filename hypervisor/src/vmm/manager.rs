@@ -14,7 +14,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use ferrovisor::config::Action;
-use ferrovisor::reservation::Ledger;
+use ferrovisor::reservation::{Ledger, Use};
 use ferrovisor::sched::{CpuId, CpuMask, DomainId, SchedParams, VcpuId};
 use ferrovisor::vcpu::VcpuInitState;
 use ferrovisor_boot::{BoundedStr, Module};
@@ -74,6 +74,8 @@ impl DomainSpec {
 struct Live {
     spec: DomainSpec,
     domain: Option<Arc<Domain>>,
+    /// What its current incarnation charged to its claim.
+    charged: Charges,
     restarts: u32,
     window_start: u64,
 }
@@ -162,9 +164,10 @@ pub fn launch() {
         let mut m = MANAGER.lock();
         m.starting -= 1;
         match started {
-            Some(domain) => m.live.push(Live {
+            Some((domain, charged)) => m.live.push(Live {
                 spec,
                 domain: Some(domain),
+                charged,
                 restarts: 0,
                 window_start: crate::time::now_ns(),
             }),
@@ -282,14 +285,79 @@ pub fn build(spec: &DomainSpec) -> Option<Built> {
     })
 }
 
+/// Pages a domain's incarnation uses, charged to its claim in the ledger.
+#[derive(Clone, Copy, Debug, Default)]
+struct Charges {
+    ram: u64,
+    tables: u64,
+    other: u64,
+}
+
+/// Charges what a built domain uses to its claim (when it has one) and reports its
+/// accounting; the charges are returned for `uncharge`.
+fn charge(spec: &DomainSpec, built: &Built) -> Charges {
+    let charges = Charges {
+        ram: built.domain.ram.size() / 4096,
+        tables: built.counts.tables,
+        other: built.vcpus.iter().map(Vcpu::frames).sum(),
+    };
+    if !spec.claimed {
+        return charges;
+    }
+    let (id, name) = (spec.id, spec.name.as_str());
+    let account = with_ledger(|l| {
+        for (what, pages) in [
+            (Use::Ram, charges.ram),
+            (Use::NestedTables, charges.tables),
+            (Use::Other, charges.other),
+        ] {
+            if let Err(e) = l.charge(id, what, pages) {
+                warn!("domain {id} ({name}): accounting: {e:?}");
+            }
+        }
+        l.account(id)
+    })
+    .flatten();
+    if let Some(a) = account {
+        info!(
+            "domain {id} ({name}): accounting: {} of {} RAM pages, {} nested-table pages, {} other pages; claim {} pages",
+            a.owned_pages,
+            a.max_pages,
+            a.nested_table_pages,
+            a.other_pages,
+            a.claim.total_pages()
+        );
+    }
+    charges
+}
+
+fn uncharge(spec: &DomainSpec, charges: Charges) {
+    if !spec.claimed {
+        return;
+    }
+    with_ledger(|l| {
+        for (what, pages) in [
+            (Use::Ram, charges.ram),
+            (Use::NestedTables, charges.tables),
+            (Use::Other, charges.other),
+        ] {
+            if let Err(e) = l.uncharge(spec.id, what, pages) {
+                warn!("domain {}: accounting: {e:?}", spec.id);
+            }
+        }
+    });
+}
+
 /// Builds a domain, hands it to the scheduler and starts its first vCPU.
-fn start(spec: &DomainSpec) -> Option<Arc<Domain>> {
+fn start(spec: &DomainSpec) -> Option<(Arc<Domain>, Charges)> {
+    let built = build(spec)?;
+    let charges = charge(spec, &built);
     let Built {
         domain,
         vcpus,
         entry,
         counts,
-    } = build(spec)?;
+    } = built;
     info!(
         "domain {} ({}): created on cpu {}: {} MiB RAM, entry {entry:#x}; nested paging {} x 1 GiB, {} x 2 MiB, {} x 4 KiB, {} table pages; {} vCPU(s)",
         spec.id,
@@ -330,6 +398,7 @@ fn start(spec: &DomainSpec) -> Option<Arc<Domain>> {
         );
         drop(vcpus);
         release_ids(domain.vcpu_ids());
+        uncharge(spec, charges);
         return None;
     }
     for vcpu in vcpus {
@@ -344,7 +413,7 @@ fn start(spec: &DomainSpec) -> Option<Arc<Domain>> {
         info!("domain {} ({}): paused", spec.id, spec.name.as_str());
     }
     wake_if_runnable(&domain, 0);
-    Some(domain)
+    Some((domain, charges))
 }
 
 /// A domain's vCPUs are all gone (`cpu_loop::reap`): apply its `on_*` action, then
@@ -379,6 +448,9 @@ pub fn domain_stopped(domain: Arc<Domain>) {
         Ending::Shutdown(_) | Ending::Crashed => ("crash", record.spec.on_crash),
     };
     record.domain = None;
+    if action != Action::Preserve {
+        uncharge(&record.spec, record.charged);
+    }
     if action == Action::Preserve {
         info!(
             "domain {id} ({name}): preserved (on_{why} = preserve): its memory is kept until it is destroyed"
@@ -410,8 +482,9 @@ pub fn domain_stopped(domain: Arc<Domain>) {
                 "domain {id} ({name}): restarting (on_{why} = restart, {} of {RESTART_LIMIT})",
                 record.restarts
             );
-            if let Some(domain) = start(&record.spec) {
+            if let Some((domain, charged)) = start(&record.spec) {
                 record.domain = Some(domain);
+                record.charged = charged;
                 let mut m = MANAGER.lock();
                 m.live.push(record);
                 m.starting -= 1;

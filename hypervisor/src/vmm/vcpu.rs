@@ -128,6 +128,18 @@ impl Vcpu {
         Ok(())
     }
 
+    /// Frames this vCPU holds (VMCS or VMCB, intercept bitmaps, FPU area), for the
+    /// domain's accounting.
+    pub fn frames(&self) -> u64 {
+        let backend = match self.backend {
+            // VMCB, IOPM (16 KiB block), MSRPM (8 KiB).
+            Backend::Svm(_) => 1 + 4 + 2,
+            // VMCS, MSR bitmap, I/O bitmaps A and B.
+            Backend::Vmx(_) => 1 + 1 + 2,
+        };
+        backend + self.fpu.frames()
+    }
+
     /// The calling CPU stops running the vCPU: FPU registers saved, VMCS cleared.
     pub fn put(&mut self) {
         self.fpu.save();
