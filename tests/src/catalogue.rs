@@ -864,6 +864,28 @@ const CATALOGUE: &[Test] = &[
         },
     },
     Test {
+        name: "domains-large-2m",
+        about: "a 1 GiB domain on Bochs (2 GiB, no free aligned GiB) is mapped with 2 MiB nested pages only",
+        cmdline: "loglvl=info selftest=domains",
+        modules: &[ModuleSpec {
+            name: "large.cfg",
+            size: 0,
+            args: "",
+            text: Some("name = \"large\"\nkernel = \"hello\"\nmemory = 1024\n"),
+        }],
+        guests: &[passes("hello")],
+        runs: &[on(Platform::BochsVmx, Boot::Grub), on(Platform::BochsSvm, Boot::Grub)],
+        mem_mib: 2048,
+        instruction_clock: false,
+        check: Check::Lines {
+            lines: &[
+                "domain 1 (large): created on cpu 0: 1024 MiB RAM, entry 0x100000; nested paging 0 x 1 GiB, 512 x 2 MiB, 0 x 4 KiB, 3 table pages",
+                "(d1) Test result: SUCCESS",
+                "domain 1 (large): shutdown, reason 0",
+            ],
+        },
+    },
+    Test {
         name: "domains-churn",
         about: "500 domains of 64 MiB created and destroyed in one boot; free memory back to its baseline exactly after every cycle",
         cmdline: "loglvl=info selftest=churn",
