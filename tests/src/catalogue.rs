@@ -832,6 +832,11 @@ const CATALOGUE: &[Test] = &[
             on(Platform::QemuSvm, Boot::Kernel),
             on(Platform::BochsSvm, Boot::Grub),
             on(Platform::BochsVmx, Boot::Grub),
+            // Two CPUs: both guests run at once (so not necessarily on the same frames:
+            // the one-CPU runs show the reuse).
+            smp(Platform::QemuSvm, Boot::Kernel, 2),
+            smp(Platform::BochsSvm, Boot::Grub, 2),
+            smp(Platform::BochsVmx, Boot::Grub, 2),
         ],
         mem_mib: 256,
         instruction_clock: false,
@@ -926,6 +931,8 @@ const CATALOGUE: &[Test] = &[
         runs: &[
             on(Platform::QemuSvm, Boot::Kernel),
             on(Platform::BochsVmx, Boot::Grub),
+            smp(Platform::QemuSvm, Boot::Kernel, 2),
+            smp(Platform::BochsVmx, Boot::Grub, 2),
         ],
         mem_mib: 256,
         instruction_clock: false,
