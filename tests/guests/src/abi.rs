@@ -2,6 +2,8 @@
 //! (xen/include/public/xen.h, sched.h, version.h, vcpu.h, hvm/hvm_vcpu.h,
 //! arch-x86/cpuid.h).
 
+use core::sync::atomic::{AtomicI8, AtomicU8, AtomicU32, AtomicU64};
+
 /// `__HYPERVISOR_xen_version` (xen.h).
 pub const HYPERVISOR_XEN_VERSION: u32 = 17;
 /// `__HYPERVISOR_console_io` (xen.h).
@@ -18,6 +20,8 @@ pub const CONSOLEIO_WRITE: u64 = 0;
 pub const SCHEDOP_YIELD: u64 = 0;
 pub const SCHEDOP_BLOCK: u64 = 1;
 pub const SCHEDOP_SHUTDOWN: u64 = 2;
+/// `SCHEDOP_poll` (sched.h): arg points to a [`SchedPoll`].
+pub const SCHEDOP_POLL: u64 = 3;
 /// `SHUTDOWN_*` reasons (sched.h).
 pub const SHUTDOWN_POWEROFF: u32 = 0;
 pub const SHUTDOWN_REBOOT: u32 = 1;
@@ -34,6 +38,13 @@ pub const VCPUOP_INITIALISE: u64 = 0;
 pub const VCPUOP_UP: u64 = 1;
 pub const VCPUOP_DOWN: u64 = 2;
 pub const VCPUOP_IS_UP: u64 = 3;
+/// `VCPUOP_register_vcpu_time_memory_area` (vcpu.h): arg points to a
+/// [`VcpuRegisterTimeMemoryArea`]; the hypervisor then keeps a [`VcpuTimeInfo`] at that
+/// guest-virtual address up to date.
+pub const VCPUOP_REGISTER_VCPU_TIME_MEMORY_AREA: u64 = 13;
+
+/// `XEN_PVCLOCK_TSC_STABLE_BIT` (xen.h), in [`VcpuTimeInfo::flags`].
+pub const XEN_PVCLOCK_TSC_STABLE_BIT: u8 = 1 << 0;
 
 /// `XEN_HVM_CPUID_VCPU_ID_PRESENT`: leaf base+4 EBX holds the vCPU id (cpuid.h).
 pub const XEN_HVM_CPUID_VCPU_ID_PRESENT: u32 = 1 << 3;
@@ -172,4 +183,80 @@ const _: () = {
     assert!(size_of::<VcpuHvmCpuRegs>() == 120);
     assert!(offset_of!(VcpuHvmContext, cpu_regs) == 8);
     assert!(size_of::<VcpuHvmContext>() == 128);
+};
+
+/// `struct sched_poll` (sched.h), 64-bit layout: `XEN_GUEST_HANDLE(evtchn_port_t)
+/// ports` (an 8-byte pointer to `u32` ports), `unsigned int nr_ports`, 4 bytes of
+/// padding, `uint64_t timeout` (absolute system time in ns; 0 for none).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SchedPoll {
+    pub ports: u64,
+    pub nr_ports: u32,
+    pub timeout: u64,
+}
+
+/// `struct vcpu_register_time_memory_area` (vcpu.h): a union of a guest handle, a
+/// pointer and a `uint64_t`, all the guest-virtual address of a `vcpu_time_info`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VcpuRegisterTimeMemoryArea {
+    pub addr: u64,
+}
+
+/// `struct vcpu_time_info` (xen.h), 32 bytes. The hypervisor rewrites it while the
+/// guest runs, so every field is an atomic of the C field's size (same size and
+/// alignment as the plain integer): the guest reads it through a shared reference
+/// without a data race. Read it with [`crate::time`], which follows the version
+/// protocol.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct VcpuTimeInfo {
+    /// Odd while the hypervisor is updating the record.
+    pub version: AtomicU32,
+    pub pad0: AtomicU32,
+    /// The TSC at the last update.
+    pub tsc_timestamp: AtomicU64,
+    /// System time (ns) at `tsc_timestamp`.
+    pub system_time: AtomicU64,
+    /// 0.32 fixed-point ns per (shifted) TSC tick.
+    pub tsc_to_system_mul: AtomicU32,
+    /// Shift applied to a TSC delta before the multiply (negative: right).
+    pub tsc_shift: AtomicI8,
+    /// `XEN_PVCLOCK_*`.
+    pub flags: AtomicU8,
+    pub pad1: [AtomicU8; 2],
+}
+
+impl VcpuTimeInfo {
+    /// All zeroes (version 0: never written).
+    pub const fn new() -> Self {
+        Self {
+            version: AtomicU32::new(0),
+            pad0: AtomicU32::new(0),
+            tsc_timestamp: AtomicU64::new(0),
+            system_time: AtomicU64::new(0),
+            tsc_to_system_mul: AtomicU32::new(0),
+            tsc_shift: AtomicI8::new(0),
+            flags: AtomicU8::new(0),
+            pad1: [AtomicU8::new(0), AtomicU8::new(0)],
+        }
+    }
+}
+
+// The layouts of sched.h, vcpu.h and xen.h for a 64-bit guest.
+const _: () = {
+    use core::mem::{offset_of, size_of};
+    assert!(size_of::<SchedPoll>() == 24);
+    assert!(offset_of!(SchedPoll, nr_ports) == 8);
+    assert!(offset_of!(SchedPoll, timeout) == 16);
+    assert!(size_of::<VcpuRegisterTimeMemoryArea>() == 8);
+    assert!(size_of::<VcpuTimeInfo>() == 32);
+    assert!(offset_of!(VcpuTimeInfo, pad0) == 4);
+    assert!(offset_of!(VcpuTimeInfo, tsc_timestamp) == 8);
+    assert!(offset_of!(VcpuTimeInfo, system_time) == 16);
+    assert!(offset_of!(VcpuTimeInfo, tsc_to_system_mul) == 24);
+    assert!(offset_of!(VcpuTimeInfo, tsc_shift) == 28);
+    assert!(offset_of!(VcpuTimeInfo, flags) == 29);
+    assert!(offset_of!(VcpuTimeInfo, pad1) == 30);
 };

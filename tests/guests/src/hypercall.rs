@@ -118,6 +118,22 @@ pub fn sched_block() -> i64 {
     unsafe { hypercall3(abi::HYPERVISOR_SCHED_OP, abi::SCHEDOP_BLOCK, 0, 0) }
 }
 
+/// `SCHEDOP_poll`: blocks until one of `poll.nr_ports` event channel ports at
+/// `poll.ports` is pending or the system time reaches `poll.timeout` (0: no timeout);
+/// 0 when woken, or a negative errno. Safe for any `poll`: the hypervisor only reads the
+/// structure and the ports, and refuses a bad array with -EFAULT.
+pub fn sched_poll(poll: &abi::SchedPoll) -> i64 {
+    // SAFETY: the argument is a live reference; SCHEDOP_poll writes no guest memory.
+    unsafe {
+        hypercall3(
+            abi::HYPERVISOR_SCHED_OP,
+            abi::SCHEDOP_POLL,
+            core::ptr::from_ref(poll) as u64,
+            0,
+        )
+    }
+}
+
 /// Stops the vCPU.
 pub fn halt_forever() -> ! {
     loop {

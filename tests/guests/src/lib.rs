@@ -24,6 +24,7 @@ pub mod hypercall;
 #[cfg(target_os = "none")]
 pub mod smp;
 pub mod start_info;
+pub mod time;
 
 /// What a test concluded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
