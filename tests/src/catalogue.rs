@@ -597,7 +597,7 @@ const CATALOGUE: &[Test] = &[
     },
     Test {
         name: "guests-xtf",
-        about: "XTF-style guests, one per behaviour, as domains one after another: Xen CPUID leaves, hypercalls and errnos, the guest's own exception handlers, FPU/SSE state across exits, MSR and I/O defaults, all RAM usable",
+        about: "XTF-style guests, one per behaviour, as domains one after another: Xen CPUID leaves, hypercalls and errnos, the guest's own exception handlers, FPU/SSE state across exits, MSR and I/O defaults, all RAM usable, SCHEDOP_poll and the vCPU time area",
         cmdline: "loglvl=info selftest=guests",
         modules: &[],
         guests: &[
@@ -607,6 +607,7 @@ const CATALOGUE: &[Test] = &[
             passes("fpu"),
             passes("defaults"),
             passes("memory"),
+            passes("poll"),
         ],
         runs: &[
             on(Platform::QemuSvm, Boot::Kernel),
