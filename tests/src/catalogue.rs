@@ -880,7 +880,10 @@ const CATALOGUE: &[Test] = &[
             text: Some("name = \"large\"\nkernel = \"hello\"\nmemory = 1024\n"),
         }],
         guests: &[passes("hello")],
-        runs: &[on(Platform::BochsVmx, Boot::Grub), on(Platform::BochsSvm, Boot::Grub)],
+        runs: &[
+            on(Platform::BochsVmx, Boot::Grub),
+            on(Platform::BochsSvm, Boot::Grub),
+        ],
         mem_mib: 2048,
         instruction_clock: false,
         check: Check::Lines {
