@@ -59,6 +59,9 @@ pub struct Options {
     pub maxcpus: Option<u32>,
     /// `nosmp`: run on the boot CPU only.
     pub nosmp: bool,
+    /// `dom0_mem=`: memory kept for the control domain, as written (Xen's syntax; the
+    /// hypervisor parses and checks it).
+    pub dom0_mem: Option<BoundedStr<REPORTED_WORD_CAPACITY>>,
     /// Words with an unknown key, as written (each truncated to 64 bytes).
     pub unknown: BoundedVec<BoundedStr<REPORTED_WORD_CAPACITY>, MAX_REPORTED>,
     /// Words with a known key and a bad value.
@@ -96,6 +99,9 @@ impl Options {
                     opts.maxcpus = Some(n);
                 }),
                 "nosmp" => value.map_or(Ok(true), parse_bool).map(|b| opts.nosmp = b),
+                "dom0_mem" => value.ok_or(NEEDS_VALUE).map(|v| {
+                    opts.dom0_mem = Some(BoundedStr::from_str_truncating(v));
+                }),
                 _ => {
                     let w = BoundedStr::from_str_truncating(word);
                     if opts.unknown.push(w).is_err() {
@@ -182,8 +188,10 @@ mod tests {
 
     #[test]
     fn all_options() {
-        let o = Options::parse("loglvl=debug selftest=vmx-smoke maxcpus=4 nosmp");
+        let o =
+            Options::parse("loglvl=debug selftest=vmx-smoke maxcpus=4 nosmp dom0_mem=1G,max:2G");
         assert_eq!(o.loglvl, Some(LevelFilter::Debug));
+        assert_eq!(o.dom0_mem.unwrap(), "1G,max:2G");
         assert_eq!(o.selftest.unwrap(), "vmx-smoke");
         assert_eq!(o.maxcpus, Some(4));
         assert!(o.nosmp);

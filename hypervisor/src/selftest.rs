@@ -103,14 +103,14 @@ pub fn run(_boot: &BootInfo, options: &Options) -> ! {
         "timers" => verdict(timer_test_all_cpus()),
         "ipi" => verdict(ipi_test()),
         "ap-panic" => ap_panic_test(),
-        "guests" => run_domains(_boot, Mode::OnePerCpu),
+        "guests" => run_domains(_boot, options, Mode::OnePerCpu),
         "churn" => verdict(churn(_boot, CHURN_RAM)),
         // Bochs zeroes memory a hundred times slower than QEMU: the same 500 cycles
         // with 4 MiB domains exercise the same paths there.
         "churn-small" => verdict(churn(_boot, 4 << 20)),
-        "domains" => run_domains(_boot, Mode::AllAtOnce),
-        "sched" => run_domains(_boot, Mode::Scheduler),
-        "together" => run_domains(_boot, Mode::Together),
+        "domains" => run_domains(_boot, options, Mode::AllAtOnce),
+        "sched" => run_domains(_boot, options, Mode::Scheduler),
+        "together" => run_domains(_boot, options, Mode::Together),
         "vmm-smoke" => match crate::vmm::smoke::run() {
             Ok(summary) => {
                 console_print!("selftest: vmm-smoke: {summary}\n");
@@ -478,7 +478,7 @@ static FREE_BEFORE: AtomicU64 = AtomicU64::new(0);
 /// starts the domains the configuration modules describe, all at once. When the last
 /// domain has ended, SUCCESS if all memory came back; each guest's own verdict, and
 /// how its domain ended, are in the log for the harness to check.
-fn run_domains(boot: &BootInfo, mode: Mode) -> ! {
+fn run_domains(boot: &BootInfo, options: &Options, mode: Mode) -> ! {
     if boot.modules.is_empty() {
         console_print!("selftest: no guest modules\n");
         verdict(ExitCode::Error);
@@ -496,7 +496,8 @@ fn run_domains(boot: &BootInfo, mode: Mode) -> ! {
     let together = matches!(mode, Mode::Scheduler | Mode::Together);
     crate::vmm::manager::scheduler_cpus_up();
     crate::vmm::manager::configure(limit, together, Some(domains_ended));
-    let accepted = crate::vmm::boot_domains::submit(boot);
+    let dom0_mem = options.dom0_mem.as_ref().map(|s| s.as_str());
+    let accepted = crate::vmm::boot_domains::submit(boot, dom0_mem);
     console_print!("selftest: {accepted} domain(s) accepted\n");
     STAGE.store(STAGE_SCHEDULER, Ordering::Release);
     if percpu::online_count() > 1 {

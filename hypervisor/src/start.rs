@@ -150,7 +150,7 @@ fn run(boot: &BootInfo, options: &Options) -> ! {
 }
 
 #[cfg(not(feature = "selftest"))]
-fn run(boot: &BootInfo, _options: &Options) -> ! {
+fn run(boot: &BootInfo, options: &Options) -> ! {
     use crate::vmm::{boot_domains, cpu_loop, manager};
     // Boot-time domains: from configuration modules, or every PVH kernel module, run by
     // the scheduler on every CPU.
@@ -160,7 +160,7 @@ fn run(boot: &BootInfo, _options: &Options) -> ! {
         false,
         Some(|| info!("no more domains to run: idle")),
     );
-    boot_domains::submit(boot);
+    boot_domains::submit(boot, options.dom0_mem.as_ref().map(|s| s.as_str()));
     manager::launch();
     cpu_loop::run_this_cpu()
 }

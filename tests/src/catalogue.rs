@@ -662,8 +662,8 @@ const CATALOGUE: &[Test] = &[
     },
     Test {
         name: "domains-config",
-        about: "boot-time domains from xl.cfg modules: memory claimed per config, a domain larger than free memory refused with the numbers, a config error named by file, line and key, on_crash=restart stopped by the crash-loop limit, on_poweroff=preserve keeps a domain's memory until it is destroyed, the others run",
-        cmdline: "loglvl=info selftest=domains",
+        about: "boot-time domains from xl.cfg modules: memory claimed per config, a domain larger than free memory refused with the numbers, dom0_mem= memory kept out of the budget, a config error named by file, line and key, on_crash=restart stopped by the crash-loop limit, on_poweroff=preserve keeps a domain's memory until it is destroyed, the others run",
+        cmdline: "loglvl=info selftest=domains dom0_mem=64M",
         modules: DOMAIN_CONFIGS,
         guests: &[
             passes("hello"),
@@ -678,6 +678,7 @@ const CATALOGUE: &[Test] = &[
         instruction_clock: false,
         check: Check::Lines {
             lines: &[
+                "MiB available to domains (8 MiB kept for the hypervisor, 64 MiB for dom0)",
                 "domain 1 (alpha): created on cpu 0: 32 MiB RAM",
                 "domain 1 (alpha): accounting: 8192 of 8192 RAM pages, 3 nested-table pages,",
                 "(d1) Test result: SUCCESS",

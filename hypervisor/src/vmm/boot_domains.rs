@@ -36,9 +36,26 @@ fn file_name(module: &Module) -> &str {
     module.name().rsplit('/').next().unwrap_or("")
 }
 
+/// Memory to keep for the control domain from `dom0_mem=` (Xen's syntax, resolved
+/// against `free_bytes` as Xen does), 0 without it or when it is invalid (reported).
+fn dom0_reserve(dom0_mem: Option<&str>, free_bytes: u64) -> u64 {
+    let Some(value) = dom0_mem else {
+        return 0;
+    };
+    match ferrovisor::reservation::Dom0Mem::parse(value) {
+        Ok(dom0) => dom0.resolve(free_bytes),
+        Err(e) => {
+            warn!("command line: dom0_mem={value}: {e}; nothing kept for dom0");
+            0
+        }
+    }
+}
+
 /// Queues the boot-time domains with the domain manager; returns how many were
 /// accepted (configuration valid, memory claimed). `manager::launch` starts them.
-pub fn submit(boot: &BootInfo) -> usize {
+/// `dom0_mem` is the command line's `dom0_mem=` value: that much memory stays out of
+/// the domains' budget, for the control domain.
+pub fn submit(boot: &BootInfo, dom0_mem: Option<&str>) -> usize {
     let configs: alloc::vec::Vec<&Module> = boot
         .modules
         .iter()
@@ -56,12 +73,16 @@ pub fn submit(boot: &BootInfo) -> usize {
         }
         return boot.modules.len();
     }
-    let ledger: Ledger<MAX_CLAIMS> = Ledger::new(crate::memory::free_bytes(), HYPERVISOR_HEADROOM)
+    let free = crate::memory::free_bytes();
+    let dom0 = dom0_reserve(dom0_mem, free.saturating_sub(HYPERVISOR_HEADROOM));
+    let ledger: Ledger<MAX_CLAIMS> = Ledger::new(free, HYPERVISOR_HEADROOM + dom0)
         .with_gib_pages(ferrovisor_arch::cpu::has_1gib_pages());
     info!(
-        "domains: {} configuration(s); {} MiB available to domains",
+        "domains: {} configuration(s); {} MiB available to domains ({} MiB kept for the hypervisor, {} MiB for dom0)",
         configs.len(),
-        ledger.available_bytes() >> 20
+        ledger.available_bytes() >> 20,
+        HYPERVISOR_HEADROOM >> 20,
+        dom0 >> 20
     );
     manager::set_ledger(ledger);
     let mut accepted = 0;
