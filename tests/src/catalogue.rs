@@ -926,6 +926,24 @@ const CATALOGUE: &[Test] = &[
         },
     },
     Test {
+        name: "guest-beyond-ram",
+        about: "a guest reading guest-physical memory past its RAM is crashed alone with the reason; the next guest runs and passes",
+        cmdline: "loglvl=info selftest=guests",
+        modules: &[],
+        guests: &[
+            crashes("beyond", "access outside the domain's memory"),
+            passes("hello"),
+        ],
+        runs: &[
+            on(Platform::QemuSvm, Boot::Kernel),
+            on(Platform::BochsSvm, Boot::Grub),
+            on(Platform::BochsVmx, Boot::Grub),
+        ],
+        mem_mib: 256,
+        instruction_clock: false,
+        check: Check::Guests,
+    },
+    Test {
         name: "guest-triple-fault",
         about: "a triple-faulting guest is crashed alone and reported; the next guest runs and passes",
         cmdline: "loglvl=info selftest=guests",

@@ -160,7 +160,22 @@ pub fn handle<V: VcpuBackend>(ctx: &mut ExitContext<'_, V>, exit: Exit) -> Outco
             ctx.vcpu.skip_instruction(1);
             Outcome::Block { deadline_ns: None }
         }
-        Exit::NestedPageFault(_) => Outcome::Crash("access outside the domain's memory"),
+        Exit::NestedPageFault(fault) => {
+            let access = if fault.fetch {
+                "instruction fetch"
+            } else if fault.write {
+                "write"
+            } else {
+                "read"
+            };
+            log::warn!(
+                "domain {}: vcpu {}: {access} of guest-physical {:#x}, which is not its RAM",
+                domain.id,
+                ctx.index,
+                fault.gpa
+            );
+            Outcome::Crash("access outside the domain's memory")
+        }
         Exit::Shutdown => Outcome::Crash("triple fault"),
         Exit::InvalidState(_) => Outcome::Crash("invalid guest state at VM entry"),
         Exit::Exception { .. } => Outcome::Crash("unexpected intercepted exception"),
