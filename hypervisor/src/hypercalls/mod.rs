@@ -47,6 +47,9 @@ pub trait DomainEnv {
     fn vcpu_initialise(&mut self, vcpu: u32, state: &VcpuInitState) -> Result<(), XenErrno>;
     /// Brings initialised vCPU `vcpu` up (a no-op if it is up).
     fn vcpu_up(&mut self, vcpu: u32) -> Result<(), XenErrno>;
+    /// The domain's handle (`xen_domain_handle_t`): its UUID, as `XENVER_guest_handle`
+    /// returns it.
+    fn handle(&self) -> [u8; 16];
     /// Records the guest-virtual address where vCPU `vcpu` (< count) wants its
     /// `vcpu_time_info` kept up to date (`VCPUOP_register_vcpu_time_memory_area`).
     fn register_time_area(&mut self, vcpu: u32, gva: u64) -> Result<(), XenErrno>;
@@ -81,7 +84,7 @@ pub fn dispatch(
     env: &mut impl DomainEnv,
 ) -> Outcome {
     match Hypercall::from_raw(number) {
-        Some(Hypercall::XenVersion) => ret(xen_version(args, guest)),
+        Some(Hypercall::XenVersion) => ret(xen_version(args, guest, env)),
         Some(Hypercall::ConsoleIo) => ret(console_io(args, guest, env)),
         Some(Hypercall::SchedOp) => sched_op(args, guest),
         Some(Hypercall::VcpuOp) => ret(vcpu_op(args, guest, env)),
@@ -95,7 +98,11 @@ fn sub_op(arg: u64) -> u32 {
     arg as u32
 }
 
-fn xen_version(args: [u64; 5], guest: &mut impl GuestAccess) -> Result<i64, XenErrno> {
+fn xen_version(
+    args: [u64; 5],
+    guest: &mut impl GuestAccess,
+    env: &impl DomainEnv,
+) -> Result<i64, XenErrno> {
     match XenVersionOp::from_raw(sub_op(args[0])) {
         Some(XenVersionOp::Version) => Ok(i64::from(xen_version_word())),
         Some(XenVersionOp::Extraversion) => {
@@ -111,6 +118,11 @@ fn xen_version(args: [u64; 5], guest: &mut impl GuestAccess) -> Result<i64, XenE
                 _ => 0,
             };
             guest.copy_to_guest(args[1] + 4, &submap.to_le_bytes())?;
+            Ok(0)
+        }
+        Some(XenVersionOp::GuestHandle) => {
+            // xen_domain_handle_t: the domain's 16-byte UUID.
+            guest.copy_to_guest(args[1], &env.handle())?;
             Ok(0)
         }
         // Other queries describe a Xen build we are not; refuse them plainly.

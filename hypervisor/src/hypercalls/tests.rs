@@ -90,6 +90,9 @@ impl DomainEnv for Env {
         self.up[vcpu as usize] = true;
         Ok(())
     }
+    fn handle(&self) -> [u8; 16] {
+        *b"0123456789abcdef"
+    }
     fn register_time_area(&mut self, vcpu: u32, gva: u64) -> Result<(), XenErrno> {
         self.time_areas[vcpu as usize] = Some(gva);
         Ok(())
@@ -336,4 +339,12 @@ fn vcpu_time_area_registration_copies_the_address_in() {
         EFAULT
     );
     assert_eq!(dispatch(24, [13, 2, BASE, 0, 0], &mut g, &mut env), ENOENT);
+}
+
+#[test]
+fn xen_version_guest_handle_is_the_domain_uuid() {
+    let mut g = Window::new(BASE, 32);
+    assert_eq!(call(17, [8, BASE, 0, 0, 0], &mut g).0, Outcome::Return(0));
+    assert_eq!(&g.bytes[..16], b"0123456789abcdef");
+    assert_eq!(call(17, [8, BASE + 20, 0, 0, 0], &mut g).0, EFAULT);
 }

@@ -206,6 +206,59 @@ pub enum VcpuLife {
     Up = 3,
 }
 
+/// A version-4 (random) UUID, RFC 9562.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Uuid(pub [u8; 16]);
+
+impl Uuid {
+    /// 122 random bits: from RDRAND when the CPU has it, else the TSC and a counter
+    /// mixed by SplitMix64 (unique, not unpredictable).
+    pub fn random() -> Self {
+        static COUNTER: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+        let has_rdrand = raw_cpuid::CpuId::new()
+            .get_feature_info()
+            .is_some_and(|f| f.has_rdrand());
+        let word = |salt: u64| -> u64 {
+            if has_rdrand {
+                for _ in 0..10 {
+                    let (value, ok): (u64, u8);
+                    // SAFETY: CPUID reports RDRAND; it only writes its output and CF.
+                    unsafe {
+                        core::arch::asm!("rdrand {v}", "setc {ok}", v = out(reg) value,
+                            ok = out(reg_byte) ok, options(nomem, nostack))
+                    };
+                    if ok != 0 {
+                        return value;
+                    }
+                }
+            }
+            let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+            let mut z = crate::time::tsc() ^ salt ^ count.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        };
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&word(1).to_le_bytes());
+        bytes[8..].copy_from_slice(&word(2).to_le_bytes());
+        bytes[6] = (bytes[6] & 0x0F) | 0x40; // version 4
+        bytes[8] = (bytes[8] & 0x3F) | 0x80; // RFC variant
+        Self(bytes)
+    }
+}
+
+impl core::fmt::Display for Uuid {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for (i, byte) in self.0.iter().enumerate() {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                f.write_str("-")?;
+            }
+            write!(f, "{byte:02x}")?;
+        }
+        Ok(())
+    }
+}
+
 /// Why a vCPU is not runnable though up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -241,6 +294,9 @@ pub enum Ending {
 pub struct Domain {
     pub id: u16,
     pub name: ferrovisor_boot::BoundedStr<64>,
+    /// Its UUID (Xen's domain handle, `XENVER_guest_handle`): a fresh random one for
+    /// every domain built, as xl gives each domain it creates.
+    pub uuid: Uuid,
     pub ram: GuestRam,
     space: Option<NestedSpace>,
     /// Root of the nested page tables (EPT PML4 / nCR3), physical.
@@ -491,6 +547,7 @@ impl Domain {
         let mut domain = Domain {
             id,
             name: ferrovisor_boot::BoundedStr::from_str_truncating(request.name),
+            uuid: Uuid::random(),
             ram,
             space: None,
             nested_root: 0,

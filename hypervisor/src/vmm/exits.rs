@@ -377,6 +377,10 @@ impl DomainEnv for KernelDomain<'_> {
         Ok(())
     }
 
+    fn handle(&self) -> [u8; 16] {
+        self.domain.uuid.0
+    }
+
     fn register_time_area(&mut self, vcpu: u32, gva: u64) -> Result<(), XenErrno> {
         // Xen keeps the address and checks nothing more (a bad one makes later updates
         // fail silently). The caller's record is written as soon as the hypercall

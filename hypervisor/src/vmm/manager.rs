@@ -370,6 +370,12 @@ fn start(spec: &DomainSpec) -> Option<(Arc<Domain>, Charges)> {
         counts.tables,
         vcpus.len()
     );
+    info!(
+        "domain {} ({}): uuid {}",
+        spec.id,
+        spec.name.as_str(),
+        domain.uuid
+    );
     let now = crate::time::now_ns();
     let dom = DomainId(spec.id);
     let registered = {

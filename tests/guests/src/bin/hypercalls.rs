@@ -1,5 +1,6 @@
-//! Hypercall ABI basics: xen_version, console_io with good and bad arguments, an
-//! unknown hypercall and unknown sub-ops get -ENOSYS, a bad pointer gets -EFAULT.
+//! Hypercall ABI basics: xen_version (including the domain handle, a random UUID),
+//! console_io with good and bad arguments, an unknown hypercall and unknown sub-ops get
+//! -ENOSYS, a bad pointer gets -EFAULT.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 use ferrovisor_test_guests::start_info::StartInfo;
@@ -46,6 +47,33 @@ fn test(_info: &StartInfo) -> Verdict {
     t.check(
         unknown == ENOSYS,
         format_args!("hypercall 60 returned {unknown}"),
+    );
+    // XENVER_guest_handle (8): the domain's UUID, a version-4 (random) one.
+    let mut handle = [0u8; 16];
+    let got = hc(HYPERVISOR_XEN_VERSION, 8, handle.as_mut_ptr() as u64, 0);
+    let v4 = handle[6] >> 4 == 4 && handle[8] >> 6 == 0b10;
+    t.check(
+        got == 0 && v4,
+        format_args!("XENVER_guest_handle returned {got} and {handle:02x?}: not a version-4 UUID"),
+    );
+    ferrovisor_test_guests::println!(
+        "hypercalls: domain handle {:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
+        handle[0],
+        handle[1],
+        handle[2],
+        handle[3],
+        handle[4],
+        handle[5],
+        handle[6],
+        handle[7],
+        handle[8],
+        handle[9],
+        handle[10],
+        handle[11],
+        handle[12],
+        handle[13],
+        handle[14],
+        handle[15]
     );
     let yielded = hc(HYPERVISOR_SCHED_OP, SCHEDOP_YIELD, 0, 0);
     t.check(
