@@ -128,6 +128,13 @@ pub trait VcpuBackend {
     fn skip_instruction(&mut self, length: u64);
     /// Queues an exception for the next entry.
     fn inject_exception(&mut self, vector: u8, error_code: Option<u32>);
+    /// Queues an external interrupt with `vector` for the next entry. Only when the
+    /// guest can take one (RFLAGS.IF set, no STI/MOV SS blocking): after an
+    /// [`Exit::InterruptWindow`], or when the caller knows.
+    fn inject_interrupt(&mut self, vector: u8);
+    /// Asks for (or stops asking for) an [`Exit::InterruptWindow`] as soon as the guest
+    /// can take an external interrupt.
+    fn request_interrupt_window(&mut self, on: bool);
     /// Sets the offset the guest's TSC reads with (guest TSC = host TSC + offset,
     /// wrapping), so a domain's time can start at zero or survive migration.
     fn set_tsc_offset(&mut self, offset: u64);

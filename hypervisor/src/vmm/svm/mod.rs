@@ -404,6 +404,24 @@ impl VcpuBackend for SvmVcpu {
         };
     }
 
+    fn inject_interrupt(&mut self, vector: u8) {
+        self.vmcb().control.event_inj = EventInjection::external_interrupt(vector).0;
+    }
+
+    fn request_interrupt_window(&mut self, on: bool) {
+        // APM §15.21.4: a virtual interrupt (V_IRQ, priority ignored) the guest takes
+        // as soon as it can, with VINTR intercepted, exits right then: that is the
+        // window. It is never delivered: the exit comes first, and `off` withdraws it.
+        let control = &mut self.vmcb().control;
+        let window = IntControl::V_IRQ | IntControl::V_IGN_TPR;
+        let mut int_control = IntControl::from_bits_retain(control.int_control);
+        int_control.set(window, on);
+        control.int_control = int_control.bits();
+        let mut intercepts = Intercepts1::from_bits_retain(control.intercept_misc1);
+        intercepts.set(Intercepts1::VINTR, on);
+        control.intercept_misc1 = intercepts.bits();
+    }
+
     fn set_tsc_offset(&mut self, offset: u64) {
         // APM §15.30.5: TSC_OFFSET is added to the TSC for the guest's RDTSC(P) and
         // TSC MSR reads; no clean-bit caching (we never mark the VMCB clean).

@@ -11,7 +11,9 @@ use ferrovisor::vcpu::{
     Exit, GuestRegisters, InvalidStateReason, IoAccess, IoSize, NestedFault, VcpuInitState,
 };
 use ferrovisor_arch::vmx::bitmaps::{IoBitmaps, MsrBitmap};
-use ferrovisor_arch::vmx::controls::{CR0_PE, CR0_PG, CR4_VMXE, CrFixed, EntryControls};
+use ferrovisor_arch::vmx::controls::{
+    CR0_PE, CR0_PG, CR4_VMXE, CrFixed, EntryControls, PrimaryControls,
+};
 use ferrovisor_arch::vmx::ept::{EptEntry, EptLevel, EptMemoryType, Eptp};
 use ferrovisor_arch::vmx::exit::{
     BasicExitReason, CrAccessQualification, CrAccessType, EptViolationQualification, ExitReason,
@@ -897,6 +899,34 @@ impl VcpuBackend for VmxVcpu {
             && let Err(e) = self.queue_exception(vector, error_code)
         {
             log::error!("vmx: inject_exception: {e}");
+        }
+    }
+
+    fn inject_interrupt(&mut self, vector: u8) {
+        if !self.current("inject_interrupt") {
+            return;
+        }
+        let info = InterruptionInfo::new(vector, InterruptionType::ExternalInterrupt, false);
+        // SAFETY: event injection only decides what the guest receives on entry (§25.8.3).
+        if let Err(e) = unsafe { instr::write(Control32::EntryInterruptionInfo, info.0) } {
+            log::error!("vmx: inject_interrupt: {e}");
+        }
+    }
+
+    fn request_interrupt_window(&mut self, on: bool) {
+        if !self.current("request_interrupt_window") {
+            return;
+        }
+        // "Interrupt-window exiting" (§25.6.2): an exit at the first instruction boundary
+        // where RFLAGS.IF = 1 and nothing blocks interrupts (§26.7.5).
+        let result = instr::read(Control32::PrimaryProcessorControls).and_then(|raw| {
+            let mut controls = PrimaryControls::from_bits_retain(raw);
+            controls.set(PrimaryControls::INTERRUPT_WINDOW_EXITING, on);
+            // SAFETY: only interrupt-window exiting changes, an exit the run loop decodes.
+            unsafe { instr::write(Control32::PrimaryProcessorControls, controls.bits()) }
+        });
+        if let Err(e) = result {
+            log::error!("vmx: request_interrupt_window: {e}");
         }
     }
 
