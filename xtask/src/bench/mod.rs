@@ -6,6 +6,7 @@ mod domains;
 mod exits;
 mod sched;
 mod sim;
+mod wakeup;
 
 /// A benchmark: its name and its entry point (returns whether every target was met).
 struct Bench {
@@ -25,6 +26,10 @@ const BENCHES: &[Bench] = &[
     Bench {
         name: "sched",
         run: sched::run,
+    },
+    Bench {
+        name: "wakeup",
+        run: wakeup::run,
     },
 ];
 
