@@ -16,7 +16,7 @@ use ferrovisor::vcpu::Exit;
 use log::{info, warn};
 
 use super::domain::{Blocked, Domain, Ending};
-use super::exits::{self, ExitContext, Outcome};
+use super::exits::{self, Outcome};
 use super::vcpu::{Backend, MAX_VCPUS, SLOTS, Vcpu};
 use super::{VcpuBackend, Vendor};
 use crate::percpu::{self, PerCpu};
@@ -262,7 +262,11 @@ fn run_backend<V: VcpuBackend>(
     backend: &mut V,
     fpu: &mut super::fpu::FpuState,
 ) -> Stop {
-    let vendor = domain.vendor;
+    // Pausing or stopping the domain from elsewhere kicks this CPU (`sleep_all`), which
+    // the `need_resched` test below sees: the state is checked once, not per exit.
+    if domain.state() != super::domain::DomainState::Running {
+        return Stop::DomainStopped;
+    }
     loop {
         x86_64::instructions::interrupts::disable();
         // Checked with interrupts off: a kick or timer after this point is pending at
@@ -270,23 +274,13 @@ fn run_backend<V: VcpuBackend>(
         if cpu.need_resched.load(core::sync::atomic::Ordering::Acquire) {
             return Stop::Resched;
         }
-        if domain.state() != super::domain::DomainState::Running {
-            return Stop::DomainStopped;
-        }
         let exit = backend.run();
         // A host interrupt that caused the exit is taken here.
         x86_64::instructions::interrupts::enable();
         if exit == Exit::ExternalInterrupt {
             continue;
         }
-        let mut context = ExitContext {
-            domain,
-            index,
-            vcpu: &mut *backend,
-            fpu: &mut *fpu,
-            vendor,
-        };
-        match exits::handle(&mut context, exit) {
+        match exits::handle(domain, index, &mut *backend, &mut *fpu, exit) {
             Outcome::Continue => {}
             Outcome::Yield => return Stop::Yield,
             Outcome::Block { deadline_ns } => {

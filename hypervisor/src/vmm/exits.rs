@@ -33,37 +33,30 @@ pub enum Outcome {
     Crash(&'static str),
 }
 
-/// Everything an exit handler may touch: the vCPU's backend and FPU state, and its
-/// domain (shared with the domain's other vCPUs).
-pub struct ExitContext<'a, V: VcpuBackend> {
-    pub domain: &'a Arc<Domain>,
-    /// The vCPU's index in its domain.
-    pub index: u32,
-    pub vcpu: &'a mut V,
-    pub fpu: &'a mut FpuState,
-    pub vendor: Vendor,
-}
-
 const MSR_EFER: u32 = 0xC000_0080;
 /// Xen's hypercall-page MSR (CPUID 0x40000002 EBX).
 const MSR_XEN_HYPERCALL_PAGE: u32 = 0x4000_0000;
 
-/// Handles one exit.
-pub fn handle<V: VcpuBackend>(ctx: &mut ExitContext<'_, V>, exit: Exit) -> Outcome {
-    let domain = ctx.domain;
-    let vendor = ctx.vendor;
+/// Handles one exit of vCPU `index` of `domain` (its backend and FPU state). Plain
+/// parameters rather than a context structure: they stay in registers on the fast path.
+pub fn handle<V: VcpuBackend>(
+    domain: &Arc<Domain>,
+    index: u32,
+    vcpu: &mut V,
+    fpu: &mut FpuState,
+    exit: Exit,
+) -> Outcome {
+    let vendor = domain.vendor;
     match exit {
         Exit::Cpuid => {
-            let vcpu = &mut *ctx.vcpu;
             let (leaf, subleaf) = (vcpu.regs().rax as u32, vcpu.regs().rcx as u32);
-            let result = guest_cpuid(vcpu, domain, ctx.index, ctx.fpu.xcr0, leaf, subleaf);
+            let result = guest_cpuid(vcpu, domain, index, fpu.xcr0, leaf, subleaf);
             vcpu.regs().set_cpuid_result(result);
             vcpu.skip_instruction(2);
             Outcome::Continue
         }
         Exit::Hypercall => {
-            let outcome = hypercall(domain, ctx.index, &mut *ctx.vcpu);
-            let vcpu = &mut *ctx.vcpu;
+            let outcome = hypercall(domain, index, &mut *vcpu);
             let resume = |vcpu: &mut V, value: i64| {
                 vcpu.regs().rax = value as u64;
                 vcpu.skip_instruction(3);
@@ -85,11 +78,10 @@ pub fn handle<V: VcpuBackend>(ctx: &mut ExitContext<'_, V>, exit: Exit) -> Outco
             }
         }
         Exit::Xsetbv { xcr, value } => {
-            let vcpu = &mut *ctx.vcpu;
             let allowed = domain.cpuid_policy.xcr0_allowed();
             match super::fpu::checked_xcr0(xcr, value, allowed) {
                 Some(xcr0) => {
-                    ctx.fpu.set_xcr0(xcr0);
+                    fpu.set_xcr0(xcr0);
                     vcpu.skip_instruction(3);
                 }
                 // What the CPU does with a value it does not accept (SDM Vol. 2D XSETBV).
@@ -98,7 +90,6 @@ pub fn handle<V: VcpuBackend>(ctx: &mut ExitContext<'_, V>, exit: Exit) -> Outco
             Outcome::Continue
         }
         Exit::MsrWrite { msr, value } => {
-            let vcpu = &mut *ctx.vcpu;
             match msr {
                 MSR_EFER => vcpu.write_efer(value),
                 MSR_XEN_HYPERCALL_PAGE => {
@@ -123,7 +114,6 @@ pub fn handle<V: VcpuBackend>(ctx: &mut ExitContext<'_, V>, exit: Exit) -> Outco
             Outcome::Continue
         }
         Exit::MsrRead { msr } => {
-            let vcpu = &mut *ctx.vcpu;
             let value = match msr {
                 MSR_EFER => vcpu.paging_state().efer,
                 _ => {
@@ -138,7 +128,6 @@ pub fn handle<V: VcpuBackend>(ctx: &mut ExitContext<'_, V>, exit: Exit) -> Outco
             Outcome::Continue
         }
         Exit::Io(io) => {
-            let vcpu = &mut *ctx.vcpu;
             if io.string || io.rep {
                 return Outcome::Crash("string I/O instructions are not emulated yet");
             }
@@ -157,23 +146,11 @@ pub fn handle<V: VcpuBackend>(ctx: &mut ExitContext<'_, V>, exit: Exit) -> Outco
         }
         Exit::Hlt => {
             // The vCPU waits for an event; it resumes after the HLT.
-            ctx.vcpu.skip_instruction(1);
+            vcpu.skip_instruction(1);
             Outcome::Block { deadline_ns: None }
         }
         Exit::NestedPageFault(fault) => {
-            let access = if fault.fetch {
-                "instruction fetch"
-            } else if fault.write {
-                "write"
-            } else {
-                "read"
-            };
-            log::warn!(
-                "domain {}: vcpu {}: {access} of guest-physical {:#x}, which is not its RAM",
-                domain.id,
-                ctx.index,
-                fault.gpa
-            );
+            report_outside_access(domain.id, index, fault);
             Outcome::Crash("access outside the domain's memory")
         }
         Exit::Shutdown => Outcome::Crash("triple fault"),
@@ -182,6 +159,24 @@ pub fn handle<V: VcpuBackend>(ctx: &mut ExitContext<'_, V>, exit: Exit) -> Outco
         Exit::ExternalInterrupt | Exit::InterruptWindow => Outcome::Continue,
         Exit::Unhandled { .. } => Outcome::Crash("unhandled exit"),
     }
+}
+
+/// Says which access left the domain's memory (the crash report gives the rest). Out of
+/// line and cold: it must not weigh on the exit fast path's code.
+#[cold]
+#[inline(never)]
+fn report_outside_access(domain: u16, vcpu: u32, fault: ferrovisor::vcpu::NestedFault) {
+    let access = if fault.fetch {
+        "instruction fetch"
+    } else if fault.write {
+        "write"
+    } else {
+        "read"
+    };
+    log::warn!(
+        "domain {domain}: vcpu {vcpu}: {access} of guest-physical {:#x}, which is not its RAM",
+        fault.gpa
+    );
 }
 
 /// CPUID as a guest sees it: the domain's policy applied to the host's values
@@ -279,16 +274,9 @@ fn hypercall<V: VcpuBackend>(domain: &Arc<Domain>, index: u32, vcpu: &mut V) -> 
     let mut env = KernelDomain {
         domain,
         caller: index,
+        vcpu: &*vcpu,
     };
-    let outcome = dispatch(number, args, &mut memory, &mut env);
-    if number == u64::from(ferrovisor::xen::Hypercall::VcpuOp.number())
-        && args[0] as u32 == ferrovisor::xen::VcpuOp::RegisterVcpuTimeMemoryArea as u32
-        && args[1] as u32 == index
-        && outcome == HypercallOutcome::Return(0)
-    {
-        update_time_area(domain, index, &*vcpu);
-    }
-    outcome
+    dispatch(number, args, &mut memory, &mut env)
 }
 
 /// Writes vCPU `index`'s `vcpu_time_info` (Xen's pvclock record) where it registered
@@ -317,12 +305,14 @@ pub fn update_time_area(domain: &Domain, index: u32, vcpu: &impl VcpuBackend) {
 }
 
 /// The calling vCPU's domain, as the hypercall layer sees it.
-struct KernelDomain<'a> {
+struct KernelDomain<'a, V: VcpuBackend> {
     domain: &'a Arc<Domain>,
     caller: u32,
+    /// The calling vCPU (for writing into its address space).
+    vcpu: &'a V,
 }
 
-impl DomainEnv for KernelDomain<'_> {
+impl<V: VcpuBackend> DomainEnv for KernelDomain<'_, V> {
     fn console_write(&mut self, bytes: &[u8]) {
         self.domain.console.lock().write(bytes);
     }
@@ -383,9 +373,12 @@ impl DomainEnv for KernelDomain<'_> {
 
     fn register_time_area(&mut self, vcpu: u32, gva: u64) -> Result<(), XenErrno> {
         // Xen keeps the address and checks nothing more (a bad one makes later updates
-        // fail silently). The caller's record is written as soon as the hypercall
-        // returns (`hypercall`); another vCPU's when it next runs.
+        // fail silently). The caller's record is written now, through its page tables;
+        // another vCPU's when it next runs.
         self.domain.set_time_area(vcpu, gva);
+        if vcpu == self.caller {
+            update_time_area(self.domain, vcpu, self.vcpu);
+        }
         Ok(())
     }
 

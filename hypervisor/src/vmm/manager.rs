@@ -293,6 +293,17 @@ struct Charges {
     other: u64,
 }
 
+impl Charges {
+    /// Each use with its pages, in the ledger's terms.
+    fn items(&self) -> [(Use, u64); 3] {
+        [
+            (Use::Ram, self.ram),
+            (Use::NestedTables, self.tables),
+            (Use::Other, self.other),
+        ]
+    }
+}
+
 /// Charges what a built domain uses to its claim (when it has one) and reports its
 /// accounting; the charges are returned for `uncharge`.
 fn charge(spec: &DomainSpec, built: &Built) -> Charges {
@@ -306,11 +317,7 @@ fn charge(spec: &DomainSpec, built: &Built) -> Charges {
     }
     let (id, name) = (spec.id, spec.name.as_str());
     let account = with_ledger(|l| {
-        for (what, pages) in [
-            (Use::Ram, charges.ram),
-            (Use::NestedTables, charges.tables),
-            (Use::Other, charges.other),
-        ] {
+        for (what, pages) in charges.items() {
             if let Err(e) = l.charge(id, what, pages) {
                 warn!("domain {id} ({name}): accounting: {e:?}");
             }
@@ -336,11 +343,7 @@ fn uncharge(spec: &DomainSpec, charges: Charges) {
         return;
     }
     with_ledger(|l| {
-        for (what, pages) in [
-            (Use::Ram, charges.ram),
-            (Use::NestedTables, charges.tables),
-            (Use::Other, charges.other),
-        ] {
+        for (what, pages) in charges.items() {
             if let Err(e) = l.uncharge(spec.id, what, pages) {
                 warn!("domain {}: accounting: {e:?}", spec.id);
             }

@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
-use ferrovisor_tests::catalogue::{Case, Check, Online, Test, on, passes};
+use ferrovisor_tests::catalogue::{Check, Online, Test, on, passes};
 use ferrovisor_tests::{Boot, Emulator, Platform};
 
-use crate::{emu, image};
+use crate::emu;
 
 static BENCH: Test = Test {
     name: "bench-domains",
@@ -27,23 +27,14 @@ static BENCH: Test = Test {
 
 /// Runs the bench; returns whether the two runs agreed.
 pub fn run() -> bool {
-    let built = image::build_captured(true).map_err(|(why, output)| format!("{why}\n{output}"));
-    let guests =
-        image::build_guests(&["hello"]).map_err(|(why, output)| format!("{why}\n{output}"));
-    let (elf, modules) = match (built, guests) {
-        (Ok(elf), Ok(modules)) => (elf, modules),
-        (Err(e), _) | (_, Err(e)) => {
+    let (elf, modules) = match super::images(&["hello"], &[]) {
+        Ok(built) => built,
+        Err(e) => {
             eprintln!("bench domains: {e}");
             return false;
         }
     };
-    let run = BENCH.runs[0];
-    let case = Case {
-        test: &BENCH,
-        platform: run.platform,
-        boot: run.boot,
-        cpus: 1,
-    };
+    let case = super::case(&BENCH, BENCH.runs[0]);
     let mut figures = Vec::new();
     for _ in 0..2 {
         let mut prepared = match emu::prepare(&case, &elf, &modules) {

@@ -34,24 +34,16 @@ static BENCH: Test = Test {
 /// Runs the bench on every platform; returns whether the figures were repeatable and
 /// the targets met.
 pub fn run() -> bool {
-    let built = image::build_captured(true).map_err(|(why, output)| format!("{why}\n{output}"));
-    let guests =
-        image::build_guests(&["bench"]).map_err(|(why, output)| format!("{why}\n{output}"));
-    let (elf, modules) = match (built, guests) {
-        (Ok(elf), Ok(modules)) => (elf, modules),
-        (Err(e), _) | (_, Err(e)) => {
+    let (elf, modules) = match super::images(&["bench"], &[]) {
+        Ok(built) => built,
+        Err(e) => {
             eprintln!("bench exits: {e}");
             return false;
         }
     };
     let mut ok = true;
     for run in BENCH.runs {
-        let case = Case {
-            test: &BENCH,
-            platform: run.platform,
-            boot: run.boot,
-            cpus: 1,
-        };
+        let case = super::case(&BENCH, *run);
         let mut runs = Vec::new();
         for _ in 0..2 {
             match measure(&case, &elf, &modules) {

@@ -59,6 +59,32 @@ pub fn bench(rest: &[String]) -> Result<i32, String> {
     Ok(if ok { 0 } else { 1 })
 }
 
+/// The self-test image, the test guests `guests` and the generated modules `specs`,
+/// built for a bench; `Err` says what failed to build.
+fn images(
+    guests: &[&str],
+    specs: &[ferrovisor_tests::ModuleSpec],
+) -> Result<(std::path::PathBuf, Vec<crate::image::Module>), String> {
+    let describe = |(why, output): (String, String)| format!("{why}\n{output}");
+    let elf = crate::image::build_captured(true).map_err(describe)?;
+    let mut modules = crate::image::generated_modules(specs)?;
+    modules.extend(crate::image::build_guests(guests).map_err(describe)?);
+    Ok((elf, modules))
+}
+
+/// The case of `test` on `run` (benches take one run at a time).
+fn case(
+    test: &'static ferrovisor_tests::catalogue::Test,
+    run: ferrovisor_tests::catalogue::Run,
+) -> ferrovisor_tests::catalogue::Case {
+    ferrovisor_tests::catalogue::Case {
+        test,
+        platform: run.platform,
+        boot: run.boot,
+        cpus: run.cpus,
+    }
+}
+
 /// Prints one result line.
 fn report(name: &str, value: f64, unit: &str) {
     let digits = if value.abs() >= 100.0 { 1 } else { 3 };

@@ -7,10 +7,10 @@
 
 use std::time::Duration;
 
-use ferrovisor_tests::catalogue::{Case, Check, ModuleSpec, Online, Test, on, passes};
+use ferrovisor_tests::catalogue::{Check, ModuleSpec, Online, Test, on, passes};
 use ferrovisor_tests::{Boot, Platform};
 
-use crate::{emu, image};
+use crate::emu;
 
 /// The p99 target, in microseconds.
 const P99_TARGET_US: u64 = 1000;
@@ -61,26 +61,16 @@ static BENCH: Test = Test {
 
 /// Runs the bench; returns whether every figure met the target.
 pub fn run() -> bool {
-    let built = image::build_captured(true).map_err(|(why, output)| format!("{why}\n{output}"));
-    let guests = image::build_guests(&["wakeup", "spinner"])
-        .map_err(|(why, output)| format!("{why}\n{output}"));
-    let generated = image::generated_modules(MODULES);
-    let (elf, mut modules) = match (built, guests, generated) {
-        (Ok(elf), Ok(guests), Ok(generated)) => (elf, [generated, guests].concat()),
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+    let (elf, modules) = match super::images(&["wakeup", "spinner"], MODULES) {
+        Ok(built) => built,
+        Err(e) => {
             eprintln!("bench wakeup: {e}");
             return false;
         }
     };
-    modules.dedup_by(|a, b| a.name == b.name);
     let mut ok = true;
     for run in BENCH.runs {
-        let case = Case {
-            test: &BENCH,
-            platform: run.platform,
-            boot: run.boot,
-            cpus: 1,
-        };
+        let case = super::case(&BENCH, *run);
         let prepared = match emu::prepare(&case, &elf, &modules) {
             Ok(p) => p,
             Err(e) => {
