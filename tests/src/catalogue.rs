@@ -124,6 +124,12 @@ pub enum Check {
         /// Substrings that must appear.
         lines: &'static [&'static str],
     },
+    /// `Test result: SUCCESS`, and `lines` in the log in this order (each after the
+    /// previous one).
+    Ordered {
+        /// Substrings that must appear, in order.
+        lines: &'static [&'static str],
+    },
     /// A bad boot: the log must contain `message` (case-insensitive) and the kernel must
     /// halt (QEMU exit code 0x12).
     BadBoot {
@@ -825,6 +831,45 @@ const CATALOGUE: &[Test] = &[
         },
     },
     Test {
+        name: "domains-busy-restart",
+        about: "a crashing domain is destroyed and restarted while another keeps the only CPU busy (reaping does not wait for an idle CPU)",
+        cmdline: "loglvl=info selftest=domains",
+        modules: &[
+            ModuleSpec {
+                name: "hog.cfg",
+                size: 0,
+                args: "",
+                text: Some(
+                    "name = \"hog\"\nkernel = \"spinner\"\nmemory = 16\ncmdline = \"windows=4 window-ms=200\"\n",
+                ),
+            },
+            ModuleSpec {
+                name: "crashy.cfg",
+                size: 0,
+                args: "",
+                text: Some(
+                    "name = \"crashy\"\nkernel = \"triple-fault\"\nmemory = 16\non_crash = \"restart\"\n",
+                ),
+            },
+        ],
+        guests: &[passes("spinner"), crashes("triple-fault", "triple fault")],
+        runs: &[
+            on(Platform::QemuSvm, Boot::Kernel),
+            on(Platform::BochsVmx, Boot::Grub),
+        ],
+        mem_mib: 256,
+        instruction_clock: true,
+        check: Check::Ordered {
+            lines: &[
+                "domain 2 (crashy): restarting (on_crash = restart, 1 of 5)",
+                "domain 2 (crashy): restarted 5 times within 60 s: crash loop, destroying it",
+                // The hog prints its figures when its 800 ms are over: after the restarts.
+                "(d1) spinner: config",
+                "(d1) Test result: SUCCESS",
+            ],
+        },
+    },
+    Test {
         name: "domains-isolation",
         about: "a guest fills its RAM with a pattern; the next domain, built from the same frames, reads only zeros",
         cmdline: "loglvl=info selftest=guests",
@@ -1087,6 +1132,9 @@ impl Case {
             Check::ApPanic => check_ap_panic(o),
             Check::Guests => self.check_guests(o),
             Check::Lines { lines } => self.check_lines(o, lines),
+            Check::Ordered { lines } => {
+                check_ordered(&o.serial, lines).and_then(|()| self.check_lines(o, lines))
+            }
             Check::Spinners { lines, phases } => self
                 .check_lines(o, lines)
                 .and_then(|()| check_spinners(o, phases)),
@@ -1495,6 +1543,22 @@ fn check_ap_panic(o: &Outcome) -> Result<(), Verdict> {
     }
 }
 
+/// Each of `lines` appears after the previous one.
+fn check_ordered(serial: &str, lines: &[&str]) -> Result<(), Verdict> {
+    let mut rest = serial;
+    for line in lines {
+        match rest.find(line) {
+            Some(at) => rest = &rest[at + line.len()..],
+            None => {
+                return Err(Verdict::Fail(format!(
+                    "no line containing {line:?} after the ones before it"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `(dN) spinner: window K count C share P` lines: (domain, window) -> (count, share).
 fn spinner_windows(serial: &str) -> std::collections::HashMap<(u32, u32), (u64, u64)> {
     let mut found = std::collections::HashMap::new();
@@ -1898,5 +1962,13 @@ mod tests {
             (3, 1, 240),
         ]);
         assert!(check_spinners(&outcome(missing), &phases).is_err());
+    }
+
+    #[test]
+    fn ordered_lines_must_follow_each_other() {
+        let log = "a\nb\nc\n";
+        assert!(check_ordered(log, &["a", "c"]).is_ok());
+        assert!(check_ordered(log, &["c", "a"]).is_err());
+        assert!(check_ordered(log, &["a", "d"]).is_err());
     }
 }

@@ -32,6 +32,8 @@ pub static SCHED: spin::Mutex<Scheduler<MAX_VCPUS, SCHED_CPUS>> =
 
 /// Domains that are dying and not yet destroyed.
 static DYING: spin::Mutex<Vec<Arc<Domain>>> = spin::Mutex::new(Vec::new());
+/// How many domains `DYING` holds, read without its lock on every scheduling pass.
+static DYING_COUNT: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
 
 /// Wakes vCPU `index` of `domain` if it should run (up, not blocked, domain running),
 /// kicking the CPU the scheduler names. Checked under the scheduler lock, so it cannot
@@ -79,6 +81,7 @@ pub fn stop_domain(domain: &Arc<Domain>, ending: Ending) {
     }
     sleep_all(domain);
     DYING.lock().push(domain.clone());
+    DYING_COUNT.fetch_add(1, core::sync::atomic::Ordering::Release);
 }
 
 fn kick_cpu(cpu: CpuId) {
@@ -128,6 +131,12 @@ pub fn run_this_cpu() -> ! {
     loop {
         #[cfg(feature = "selftest")]
         crate::selftest::at_schedule_point();
+        // Dying domains are destroyed (and restarted) by whichever CPU passes here once
+        // their vCPUs are off every CPU, busy or not: a host kept busy by other domains
+        // must not hold a dead domain's memory.
+        if DYING_COUNT.load(core::sync::atomic::Ordering::Acquire) != 0 {
+            reap();
+        }
         x86_64::instructions::interrupts::disable();
         wake_expired(cpu);
         cpu.need_resched
@@ -239,7 +248,10 @@ fn wake_expired(cpu: &PerCpu) {
     }
 }
 
-/// Runs `vcpu` on this CPU until it must stop.
+/// Runs `vcpu` on this CPU until it must stop. Never inlined into the scheduling loop:
+/// the exit fast path is compiled on its own, so changes to the loop around it do not
+/// change its code (docs/benchmarks.md).
+#[inline(never)]
 fn run_vcpu(cpu: &PerCpu, vcpu: &mut Vcpu) -> Stop {
     let Vcpu {
         domain,
@@ -277,7 +289,7 @@ fn run_backend<V: VcpuBackend>(
         let exit = backend.run();
         // A host interrupt that caused the exit is taken here.
         x86_64::instructions::interrupts::enable();
-        if exit == Exit::ExternalInterrupt {
+        if matches!(exit, Exit::ExternalInterrupt) {
             continue;
         }
         match exits::handle(domain, index, &mut *backend, &mut *fpu, exit) {
@@ -340,6 +352,7 @@ pub fn crash(
 /// Destroys dying domains whose vCPUs have all stopped: off every run queue (blocked in
 /// the scheduler's view) and on no CPU (their slots are free). Then the domain manager
 /// applies the domain's `on_*` action.
+#[inline(never)]
 pub fn reap() {
     loop {
         // Lock order: DYING, then SCHED (in `take_stopped_vcpus`).
@@ -349,7 +362,10 @@ pub fn reap() {
                 .iter()
                 .enumerate()
                 .find_map(|(at, d)| take_stopped_vcpus(d).map(|v| (at, v)));
-            found.map(|(at, vcpus)| (dying.swap_remove(at), vcpus))
+            found.map(|(at, vcpus)| {
+                DYING_COUNT.fetch_sub(1, core::sync::atomic::Ordering::Release);
+                (dying.swap_remove(at), vcpus)
+            })
         };
         let Some((domain, vcpus)) = done else {
             return;

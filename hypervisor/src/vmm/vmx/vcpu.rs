@@ -786,6 +786,7 @@ impl VmxVcpu {
     /// Advances RIP past the instruction that exited, by the VM-exit instruction length
     /// (§25.9.4) when the CPU gives one, and ends any STI/MOV SS blocking (which lasts
     /// one instruction).
+    #[inline(always)]
     fn skip(&mut self, fallback: u64) -> Result<(), VmcsError> {
         let length = match instr::read_on_exit(ReadOnly32::ExitInstructionLength) {
             0 => fallback,
@@ -886,6 +887,8 @@ impl VcpuBackend for VmxVcpu {
         })
     }
 
+    // On every instruction exit's path: inlined into the handlers.
+    #[inline(always)]
     fn skip_instruction(&mut self, length: u64) {
         if self.current("skip_instruction")
             && let Err(e) = self.skip(length)
