@@ -47,6 +47,9 @@ pub trait DomainEnv {
     fn vcpu_initialise(&mut self, vcpu: u32, state: &VcpuInitState) -> Result<(), XenErrno>;
     /// Brings initialised vCPU `vcpu` up (a no-op if it is up).
     fn vcpu_up(&mut self, vcpu: u32) -> Result<(), XenErrno>;
+    /// Takes vCPU `vcpu` (< count) down: it stops running and keeps its state, so
+    /// `VCPUOP_up` resumes it (a no-op if it is down).
+    fn vcpu_down(&mut self, vcpu: u32);
     /// The domain's handle (`xen_domain_handle_t`): its UUID, as `XENVER_guest_handle`
     /// returns it.
     fn handle(&self) -> [u8; 16];
@@ -87,6 +90,7 @@ pub fn dispatch(
         Some(Hypercall::XenVersion) => ret(xen_version(args, guest, env)),
         Some(Hypercall::ConsoleIo) => ret(console_io(args, guest, env)),
         Some(Hypercall::SchedOp) => sched_op(args, guest),
+        Some(Hypercall::VcpuOp) if sub_op(args[0]) == VcpuOp::Down as u32 => vcpu_down(args, env),
         Some(Hypercall::VcpuOp) => ret(vcpu_op(args, guest, env)),
         _ => ret(Err(XenErrno::ENOSYS)),
     }
@@ -200,6 +204,23 @@ fn sched_poll(args: [u64; 5], guest: &mut impl GuestAccess) -> Result<Outcome, X
         PollAction::Ready => Outcome::Return(0),
         PollAction::Block { deadline_ns, .. } => Outcome::Block { deadline_ns },
     })
+}
+
+/// `VCPUOP_down`, as Xen's `do_vcpu_op`: taking down the domain's last vCPU that is up
+/// shuts the domain down (poweroff) instead; otherwise the vCPU stops, keeping its
+/// state for `VCPUOP_up`. A vCPU may take itself down: it resumes after the call, with
+/// 0, once brought up again.
+fn vcpu_down(args: [u64; 5], env: &mut impl DomainEnv) -> Outcome {
+    let vcpu = args[1] as u32;
+    if vcpu >= env.vcpu_count() {
+        return ret(Err(XenErrno::ENOENT));
+    }
+    let others_up = (0..env.vcpu_count()).any(|v| v != vcpu && env.vcpu_is_up(v));
+    if !others_up {
+        return Outcome::Shutdown(ShutdownReason::Poweroff);
+    }
+    env.vcpu_down(vcpu);
+    Outcome::Return(0)
 }
 
 /// `vcpu_op(cmd, vcpuid, arg)` for the calling domain's own vCPUs (Xen's

@@ -90,6 +90,9 @@ impl DomainEnv for Env {
         self.up[vcpu as usize] = true;
         Ok(())
     }
+    fn vcpu_down(&mut self, vcpu: u32) {
+        self.up[vcpu as usize] = false;
+    }
     fn handle(&self) -> [u8; 16] {
         *b"0123456789abcdef"
     }
@@ -275,6 +278,17 @@ fn vcpu_op_brings_up_secondary_vcpus_with_xen_errnos() {
         Outcome::Return(0)
     );
     assert!(env.up[1]);
+    assert_eq!(op(3, 1, 0, &mut g, &mut env), Outcome::Return(1));
+    // Down and up again; down of the last vCPU up is a poweroff.
+    assert_eq!(op(2, 1, 0, &mut g, &mut env), Outcome::Return(0));
+    assert_eq!(op(3, 1, 0, &mut g, &mut env), Outcome::Return(0));
+    assert_eq!(op(2, 1, 0, &mut g, &mut env), Outcome::Return(0));
+    assert_eq!(op(2, 3, 0, &mut g, &mut env), ENOENT);
+    assert_eq!(
+        op(2, 0, 0, &mut g, &mut env),
+        Outcome::Shutdown(ShutdownReason::Poweroff)
+    );
+    assert_eq!(op(1, 1, 0, &mut g, &mut env), Outcome::Return(0));
     assert_eq!(op(3, 1, 0, &mut g, &mut env), Outcome::Return(1));
     // Unknown and not-yet-implemented commands.
     assert_eq!(op(99, 1, 0, &mut g, &mut env), ENOSYS);

@@ -69,6 +69,15 @@ pub fn sleep_all(domain: &Domain) {
     }
 }
 
+/// Takes vCPU `index` of `domain` off the run queues (`VCPUOP_down`); if it is running,
+/// its CPU is kicked and stops it at its next decision.
+pub fn sleep_vcpu(domain: &Domain, index: u32) {
+    let kick = SCHED.lock().sleep(domain.vcpu_id(index), time::now_ns());
+    if let Some(cpu) = kick {
+        kick_cpu(cpu);
+    }
+}
+
 /// Ends a domain: marks it dying with `ending` (the first ending wins), stops its vCPUs
 /// and queues it for destruction, which happens once none of them is on a CPU.
 pub fn stop_domain(domain: &Arc<Domain>, ending: Ending) {

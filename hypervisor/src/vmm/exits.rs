@@ -382,6 +382,18 @@ impl<V: VcpuBackend> DomainEnv for KernelDomain<'_, V> {
         Ok(())
     }
 
+    fn vcpu_down(&mut self, vcpu: u32) {
+        if self
+            .domain
+            .change_life(vcpu, VcpuLife::Up, VcpuLife::Initialised)
+        {
+            log::info!("domain {}: vcpu {vcpu} down", self.domain.id);
+            // Off the run queue; if it runs (it may be the caller), its CPU is kicked
+            // and stops it at the next decision.
+            super::cpu_loop::sleep_vcpu(self.domain, vcpu);
+        }
+    }
+
     fn vcpu_up(&mut self, vcpu: u32) -> Result<(), XenErrno> {
         if self
             .domain

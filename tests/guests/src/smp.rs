@@ -115,6 +115,13 @@ pub fn up(vcpu: u32) -> i64 {
     unsafe { vcpu_op(abi::VCPUOP_UP, vcpu, 0) }
 }
 
+/// `VCPUOP_down(vcpu)`: 0 or a negative errno. The vCPU stops, keeping its state, until
+/// `up`; taking down the last vCPU that is up powers the domain off (Xen).
+pub fn down(vcpu: u32) -> i64 {
+    // SAFETY: VCPUOP_down takes no pointer.
+    unsafe { vcpu_op(abi::VCPUOP_DOWN, vcpu, 0) }
+}
+
 /// `VCPUOP_initialise(vcpu, context)`: 0 or a negative errno.
 pub fn initialise(vcpu: u32, context: &VcpuHvmContext) -> i64 {
     let arg = core::ptr::from_ref(context) as u64;

@@ -19,7 +19,7 @@ mod guest {
     };
     use ferrovisor_test_guests::hypercall::{cpuid, halt_forever, xen_cpuid_base};
     use ferrovisor_test_guests::smp::{
-        self, MAX_VCPUS, context_64, initialise, is_up, start_vcpu, up, vcpu_count,
+        self, MAX_VCPUS, context_64, down, initialise, is_up, start_vcpu, up, vcpu_count,
     };
     use ferrovisor_test_guests::{Checks, println};
 
@@ -194,6 +194,22 @@ mod guest {
             );
         }
         println!("smp: {} vCPUs up", 1 + ARRIVED.load(Ordering::Acquire));
+        if n >= 2 {
+            // Down (the parked vCPU stops, keeping its state) and up again; a bad id.
+            let (d, after_down) = (down(1), is_up(1));
+            let (u, after_up) = (up(1), is_up(1));
+            t.check(
+                d == 0 && after_down == 0 && u == 0 && after_up == 1,
+                format_args!(
+                    "VCPUOP_down(1) = {d}, is_up {after_down}; VCPUOP_up(1) = {u}, is_up {after_up}; expected 0, 0, 0, 1"
+                ),
+            );
+            let ret = down(n);
+            t.check(
+                ret == ENOENT,
+                format_args!("VCPUOP_down({n}) = {ret}, expected -ENOENT"),
+            );
+        }
         t.verdict()
     }
 }
