@@ -199,6 +199,16 @@ pub struct Test {
     pub check: Check,
 }
 
+/// A configuration module: file `name` holding `text` (xl.cfg syntax).
+pub const fn config(name: &'static str, text: &'static str) -> ModuleSpec {
+    ModuleSpec {
+        name,
+        size: 0,
+        args: "",
+        text: Some(text),
+    }
+}
+
 /// The two modules the boot test passes.
 pub const BOOT_MODULES: &[ModuleSpec] = &[
     ModuleSpec {
@@ -217,85 +227,51 @@ pub const BOOT_MODULES: &[ModuleSpec] = &[
 
 /// Domain configurations for the `domains-config` test (docs/domain-config.md).
 const DOMAIN_CONFIGS: &[ModuleSpec] = &[
-    ModuleSpec {
-        name: "alpha.cfg",
-        size: 0,
-        args: "",
-        text: Some(
-            "# A small domain that runs the hello guest once.\nname = \"alpha\"\ntype = \"pvh\"\nkernel = \"hello\"\nmemory = 32\n",
-        ),
-    },
-    ModuleSpec {
-        name: "crashy.cfg",
-        size: 0,
-        args: "",
-        text: Some(
-            "name = \"crashy\"\nkernel = \"triple-fault\"\nmemory = 16\non_crash = \"restart\"\n",
-        ),
-    },
-    ModuleSpec {
-        name: "huge.cfg",
-        size: 0,
-        args: "",
-        text: Some("name = \"huge\"\nkernel = \"hello\"\nmemory = 100000\n"),
-    },
-    ModuleSpec {
-        name: "typo.cfg",
-        size: 0,
-        args: "",
-        text: Some("name = \"typo\"\nmemroy = 32\nkernel = \"hello\"\n"),
-    },
-    ModuleSpec {
-        name: "bigger.cfg",
-        size: 0,
-        args: "",
-        text: Some("name = \"bigger\"\nkernel = \"xen-cpuid\"\nmemory = 48\n"),
-    },
-    ModuleSpec {
-        name: "keeper.cfg",
-        size: 0,
-        args: "",
-        text: Some(
-            "name = \"keeper\"\nkernel = \"hello\"\nmemory = 16\non_poweroff = \"preserve\"\n",
-        ),
-    },
+    config(
+        "alpha.cfg",
+        "# A small domain that runs the hello guest once.\nname = \"alpha\"\ntype = \"pvh\"\nkernel = \"hello\"\nmemory = 32\n",
+    ),
+    config(
+        "crashy.cfg",
+        "name = \"crashy\"\nkernel = \"triple-fault\"\nmemory = 16\non_crash = \"restart\"\n",
+    ),
+    config(
+        "huge.cfg",
+        "name = \"huge\"\nkernel = \"hello\"\nmemory = 100000\n",
+    ),
+    config(
+        "typo.cfg",
+        "name = \"typo\"\nmemroy = 32\nkernel = \"hello\"\n",
+    ),
+    config(
+        "bigger.cfg",
+        "name = \"bigger\"\nkernel = \"xen-cpuid\"\nmemory = 48\n",
+    ),
+    config(
+        "keeper.cfg",
+        "name = \"keeper\"\nkernel = \"hello\"\nmemory = 16\non_poweroff = \"preserve\"\n",
+    ),
 ];
 
 /// Three domains with 1, 2 and 4 vCPUs running at once, and two vCPUs of one domain
 /// pinned to one CPU checking their vector registers stay their own.
 const SMP_CONFIGS: &[ModuleSpec] = &[
-    ModuleSpec {
-        name: "one.cfg",
-        size: 0,
-        args: "",
-        text: Some(
-            "name = \"one\"\nkernel = \"smp\"\nmemory = 32\nvcpus = 1\ncmdline = \"vcpus=1\"\n",
-        ),
-    },
-    ModuleSpec {
-        name: "two.cfg",
-        size: 0,
-        args: "",
-        text: Some(
-            "name = \"two\"\nkernel = \"smp\"\nmemory = 32\nvcpus = 2\ncmdline = \"vcpus=2\"\n",
-        ),
-    },
-    ModuleSpec {
-        name: "four.cfg",
-        size: 0,
-        args: "",
-        text: Some(
-            "name = \"four\"\nkernel = \"smp\"\nmemory = 32\nvcpus = 4\ncmdline = \"vcpus=4\"\n",
-        ),
-    },
-    ModuleSpec {
-        name: "fpu.cfg",
-        size: 0,
-        args: "",
-        text: Some(
-            "name = \"fpu\"\nkernel = \"fpu-vcpus\"\nmemory = 32\nvcpus = 2\ncpus = \"0\"\n",
-        ),
-    },
+    config(
+        "one.cfg",
+        "name = \"one\"\nkernel = \"smp\"\nmemory = 32\nvcpus = 1\ncmdline = \"vcpus=1\"\n",
+    ),
+    config(
+        "two.cfg",
+        "name = \"two\"\nkernel = \"smp\"\nmemory = 32\nvcpus = 2\ncmdline = \"vcpus=2\"\n",
+    ),
+    config(
+        "four.cfg",
+        "name = \"four\"\nkernel = \"smp\"\nmemory = 32\nvcpus = 4\ncmdline = \"vcpus=4\"\n",
+    ),
+    config(
+        "fpu.cfg",
+        "name = \"fpu\"\nkernel = \"fpu-vcpus\"\nmemory = 32\nvcpus = 2\ncpus = \"0\"\n",
+    ),
 ];
 
 /// Three spinners of weights 256, 512 and 1024 and one of weight 4096 capped at 25%, all
@@ -303,90 +279,50 @@ const SMP_CONFIGS: &[ModuleSpec] = &[
 /// others share the rest 1:2:4 (`selftest=sched` then reweights domain 3 to 256 and
 /// pauses domain 2 on a script).
 const SCHED_CONFIGS: &[ModuleSpec] = &[
-    ModuleSpec {
-        name: "w1.cfg",
-        size: 0,
-        args: "",
-        text: Some(
-            "name = \"w1\"\nkernel = \"spinner\"\nmemory = 16\ncpus = \"0\"\ncpu_weight = 256\ncmdline = \"windows=12 window-ms=100\"\n",
-        ),
-    },
-    ModuleSpec {
-        name: "w2.cfg",
-        size: 0,
-        args: "",
-        text: Some(
-            "name = \"w2\"\nkernel = \"spinner\"\nmemory = 16\ncpus = \"0\"\ncpu_weight = 512\ncmdline = \"windows=12 window-ms=100\"\n",
-        ),
-    },
-    ModuleSpec {
-        name: "w3.cfg",
-        size: 0,
-        args: "",
-        text: Some(
-            "name = \"w3\"\nkernel = \"spinner\"\nmemory = 16\ncpus = \"0\"\ncpu_weight = 1024\ncmdline = \"windows=12 window-ms=100\"\n",
-        ),
-    },
-    ModuleSpec {
-        name: "capped.cfg",
-        size: 0,
-        args: "",
-        text: Some(
-            "name = \"capped\"\nkernel = \"spinner\"\nmemory = 16\ncpus = \"0\"\ncpu_weight = 4096\ncap = 25\ncmdline = \"windows=12 window-ms=100\"\n",
-        ),
-    },
+    config(
+        "w1.cfg",
+        "name = \"w1\"\nkernel = \"spinner\"\nmemory = 16\ncpus = \"0\"\ncpu_weight = 256\ncmdline = \"windows=12 window-ms=100\"\n",
+    ),
+    config(
+        "w2.cfg",
+        "name = \"w2\"\nkernel = \"spinner\"\nmemory = 16\ncpus = \"0\"\ncpu_weight = 512\ncmdline = \"windows=12 window-ms=100\"\n",
+    ),
+    config(
+        "w3.cfg",
+        "name = \"w3\"\nkernel = \"spinner\"\nmemory = 16\ncpus = \"0\"\ncpu_weight = 1024\ncmdline = \"windows=12 window-ms=100\"\n",
+    ),
+    config(
+        "capped.cfg",
+        "name = \"capped\"\nkernel = \"spinner\"\nmemory = 16\ncpus = \"0\"\ncpu_weight = 4096\ncap = 25\ncmdline = \"windows=12 window-ms=100\"\n",
+    ),
 ];
 
 /// Six spinners, unpinned, on two CPUs.
 const OVERCOMMIT_CONFIGS: &[ModuleSpec] = &[
-    ModuleSpec {
-        name: "o1.cfg",
-        size: 0,
-        args: "",
-        text: Some(
-            "name = \"o1\"\nkernel = \"spinner\"\nmemory = 16\ncmdline = \"windows=5 window-ms=100\"\n",
-        ),
-    },
-    ModuleSpec {
-        name: "o2.cfg",
-        size: 0,
-        args: "",
-        text: Some(
-            "name = \"o2\"\nkernel = \"spinner\"\nmemory = 16\ncmdline = \"windows=5 window-ms=100\"\n",
-        ),
-    },
-    ModuleSpec {
-        name: "o3.cfg",
-        size: 0,
-        args: "",
-        text: Some(
-            "name = \"o3\"\nkernel = \"spinner\"\nmemory = 16\ncmdline = \"windows=5 window-ms=100\"\n",
-        ),
-    },
-    ModuleSpec {
-        name: "o4.cfg",
-        size: 0,
-        args: "",
-        text: Some(
-            "name = \"o4\"\nkernel = \"spinner\"\nmemory = 16\ncmdline = \"windows=5 window-ms=100\"\n",
-        ),
-    },
-    ModuleSpec {
-        name: "o5.cfg",
-        size: 0,
-        args: "",
-        text: Some(
-            "name = \"o5\"\nkernel = \"spinner\"\nmemory = 16\ncmdline = \"windows=5 window-ms=100\"\n",
-        ),
-    },
-    ModuleSpec {
-        name: "o6.cfg",
-        size: 0,
-        args: "",
-        text: Some(
-            "name = \"o6\"\nkernel = \"spinner\"\nmemory = 16\ncmdline = \"windows=5 window-ms=100\"\n",
-        ),
-    },
+    config(
+        "o1.cfg",
+        "name = \"o1\"\nkernel = \"spinner\"\nmemory = 16\ncmdline = \"windows=5 window-ms=100\"\n",
+    ),
+    config(
+        "o2.cfg",
+        "name = \"o2\"\nkernel = \"spinner\"\nmemory = 16\ncmdline = \"windows=5 window-ms=100\"\n",
+    ),
+    config(
+        "o3.cfg",
+        "name = \"o3\"\nkernel = \"spinner\"\nmemory = 16\ncmdline = \"windows=5 window-ms=100\"\n",
+    ),
+    config(
+        "o4.cfg",
+        "name = \"o4\"\nkernel = \"spinner\"\nmemory = 16\ncmdline = \"windows=5 window-ms=100\"\n",
+    ),
+    config(
+        "o5.cfg",
+        "name = \"o5\"\nkernel = \"spinner\"\nmemory = 16\ncmdline = \"windows=5 window-ms=100\"\n",
+    ),
+    config(
+        "o6.cfg",
+        "name = \"o6\"\nkernel = \"spinner\"\nmemory = 16\ncmdline = \"windows=5 window-ms=100\"\n",
+    ),
 ];
 
 /// The first of the boot test's modules: a byte pattern, not a kernel.
@@ -835,22 +771,14 @@ const CATALOGUE: &[Test] = &[
         about: "a crashing domain is destroyed and restarted while another keeps the only CPU busy (reaping does not wait for an idle CPU)",
         cmdline: "loglvl=info selftest=domains",
         modules: &[
-            ModuleSpec {
-                name: "hog.cfg",
-                size: 0,
-                args: "",
-                text: Some(
-                    "name = \"hog\"\nkernel = \"spinner\"\nmemory = 16\ncmdline = \"windows=4 window-ms=200\"\n",
-                ),
-            },
-            ModuleSpec {
-                name: "crashy.cfg",
-                size: 0,
-                args: "",
-                text: Some(
-                    "name = \"crashy\"\nkernel = \"triple-fault\"\nmemory = 16\non_crash = \"restart\"\n",
-                ),
-            },
+            config(
+                "hog.cfg",
+                "name = \"hog\"\nkernel = \"spinner\"\nmemory = 16\ncmdline = \"windows=4 window-ms=200\"\n",
+            ),
+            config(
+                "crashy.cfg",
+                "name = \"crashy\"\nkernel = \"triple-fault\"\nmemory = 16\non_crash = \"restart\"\n",
+            ),
         ],
         guests: &[passes("spinner"), crashes("triple-fault", "triple fault")],
         runs: &[
@@ -893,12 +821,10 @@ const CATALOGUE: &[Test] = &[
         name: "domains-large",
         about: "a 1 GiB domain is mapped with a 1 GiB nested page",
         cmdline: "loglvl=info selftest=domains",
-        modules: &[ModuleSpec {
-            name: "large.cfg",
-            size: 0,
-            args: "",
-            text: Some("name = \"large\"\nkernel = \"hello\"\nmemory = 1024\n"),
-        }],
+        modules: &[config(
+            "large.cfg",
+            "name = \"large\"\nkernel = \"hello\"\nmemory = 1024\n",
+        )],
         guests: &[passes("hello")],
         // Not on Bochs: it emulates at most 2 GiB, whose top firmware reserves, so it never
         // has a free aligned GiB.
@@ -919,12 +845,10 @@ const CATALOGUE: &[Test] = &[
         name: "domains-large-2m",
         about: "a 1 GiB domain on Bochs (2 GiB, no free aligned GiB) is mapped with 2 MiB nested pages only",
         cmdline: "loglvl=info selftest=domains",
-        modules: &[ModuleSpec {
-            name: "large.cfg",
-            size: 0,
-            args: "",
-            text: Some("name = \"large\"\nkernel = \"hello\"\nmemory = 1024\n"),
-        }],
+        modules: &[config(
+            "large.cfg",
+            "name = \"large\"\nkernel = \"hello\"\nmemory = 1024\n",
+        )],
         guests: &[passes("hello")],
         runs: &[
             on(Platform::BochsVmx, Boot::Grub),

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use ferrovisor_tests::catalogue::{Check, ModuleSpec, Online, Test, on, passes};
+use ferrovisor_tests::catalogue::{Check, ModuleSpec, Online, Test, config, on, passes};
 use ferrovisor_tests::{Boot, Platform};
 
 use crate::emu;
@@ -16,30 +16,18 @@ use crate::emu;
 const P99_TARGET_US: u64 = 1000;
 
 const MODULES: &[ModuleSpec] = &[
-    ModuleSpec {
-        name: "io.cfg",
-        size: 0,
-        args: "",
-        text: Some(
-            "name = \"io\"\nkernel = \"wakeup\"\nmemory = 16\ncpus = \"0\"\ncmdline = \"rounds=200 period-us=1000\"\n",
-        ),
-    },
-    ModuleSpec {
-        name: "hog1.cfg",
-        size: 0,
-        args: "",
-        text: Some(
-            "name = \"hog1\"\nkernel = \"spinner\"\nmemory = 16\ncpus = \"0\"\ncmdline = \"windows=4 window-ms=100\"\n",
-        ),
-    },
-    ModuleSpec {
-        name: "hog2.cfg",
-        size: 0,
-        args: "",
-        text: Some(
-            "name = \"hog2\"\nkernel = \"spinner\"\nmemory = 16\ncpus = \"0\"\ncmdline = \"windows=4 window-ms=100\"\n",
-        ),
-    },
+    config(
+        "io.cfg",
+        "name = \"io\"\nkernel = \"wakeup\"\nmemory = 16\ncpus = \"0\"\ncmdline = \"rounds=200 period-us=1000\"\n",
+    ),
+    config(
+        "hog1.cfg",
+        "name = \"hog1\"\nkernel = \"spinner\"\nmemory = 16\ncpus = \"0\"\ncmdline = \"windows=4 window-ms=100\"\n",
+    ),
+    config(
+        "hog2.cfg",
+        "name = \"hog2\"\nkernel = \"spinner\"\nmemory = 16\ncpus = \"0\"\ncmdline = \"windows=4 window-ms=100\"\n",
+    ),
 ];
 
 static BENCH: Test = Test {
