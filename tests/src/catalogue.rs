@@ -328,6 +328,23 @@ const OVERCOMMIT_CONFIGS: &[ModuleSpec] = &[
 /// The first of the boot test's modules: a byte pattern, not a kernel.
 const BOOT_MODULES_FIRST: [ModuleSpec; 1] = [BOOT_MODULES[0]];
 
+/// The three platforms with hardware virtualization, one CPU each.
+const VIRT_PLATFORMS: &[Run] = &[
+    on(Platform::QemuSvm, Boot::Kernel),
+    on(Platform::BochsSvm, Boot::Grub),
+    on(Platform::BochsVmx, Boot::Grub),
+];
+
+/// The same with one CPU, then with two.
+const VIRT_PLATFORMS_1_AND_2_CPUS: &[Run] = &[
+    on(Platform::QemuSvm, Boot::Kernel),
+    on(Platform::BochsSvm, Boot::Grub),
+    on(Platform::BochsVmx, Boot::Grub),
+    smp(Platform::QemuSvm, Boot::Kernel, 2),
+    smp(Platform::BochsSvm, Boot::Grub, 2),
+    smp(Platform::BochsVmx, Boot::Grub, 2),
+];
+
 const FAULT_RUNS: &[Run] = &[
     on(Platform::QemuSvm, Boot::Kernel),
     on(Platform::BochsVmx, Boot::Grub),
@@ -508,11 +525,7 @@ const CATALOGUE: &[Test] = &[
         cmdline: "loglvl=info selftest=vmm-smoke",
         modules: &[],
         guests: &[],
-        runs: &[
-            on(Platform::QemuSvm, Boot::Kernel),
-            on(Platform::BochsSvm, Boot::Grub),
-            on(Platform::BochsVmx, Boot::Grub),
-        ],
+        runs: VIRT_PLATFORMS,
         mem_mib: 256,
         instruction_clock: false,
         check: Check::SelfTest {
@@ -525,14 +538,7 @@ const CATALOGUE: &[Test] = &[
         cmdline: "loglvl=info selftest=guests",
         modules: &[],
         guests: &[passes("hello")],
-        runs: &[
-            on(Platform::QemuSvm, Boot::Kernel),
-            on(Platform::BochsSvm, Boot::Grub),
-            on(Platform::BochsVmx, Boot::Grub),
-            smp(Platform::QemuSvm, Boot::Kernel, 2),
-            smp(Platform::BochsSvm, Boot::Grub, 2),
-            smp(Platform::BochsVmx, Boot::Grub, 2),
-        ],
+        runs: VIRT_PLATFORMS_1_AND_2_CPUS,
         mem_mib: 256,
         instruction_clock: false,
         check: Check::Guests,
@@ -576,14 +582,7 @@ const CATALOGUE: &[Test] = &[
             shuts_down("shutdown-watchdog", 4),
             passes("hello"),
         ],
-        runs: &[
-            on(Platform::QemuSvm, Boot::Kernel),
-            on(Platform::BochsSvm, Boot::Grub),
-            on(Platform::BochsVmx, Boot::Grub),
-            smp(Platform::QemuSvm, Boot::Kernel, 2),
-            smp(Platform::BochsSvm, Boot::Grub, 2),
-            smp(Platform::BochsVmx, Boot::Grub, 2),
-        ],
+        runs: VIRT_PLATFORMS_1_AND_2_CPUS,
         mem_mib: 256,
         instruction_clock: false,
         check: Check::Guests,
@@ -903,11 +902,7 @@ const CATALOGUE: &[Test] = &[
             crashes("beyond", "access outside the domain's memory"),
             passes("hello"),
         ],
-        runs: &[
-            on(Platform::QemuSvm, Boot::Kernel),
-            on(Platform::BochsSvm, Boot::Grub),
-            on(Platform::BochsVmx, Boot::Grub),
-        ],
+        runs: VIRT_PLATFORMS,
         mem_mib: 256,
         instruction_clock: false,
         check: Check::Guests,
