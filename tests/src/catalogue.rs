@@ -557,15 +557,8 @@ const CATALOGUE: &[Test] = &[
             passes("memory"),
             passes("poll"),
         ],
-        runs: &[
-            on(Platform::QemuSvm, Boot::Kernel),
-            on(Platform::BochsSvm, Boot::Grub),
-            on(Platform::BochsVmx, Boot::Grub),
-            // Two CPUs: the guests run two at a time, one per CPU.
-            smp(Platform::QemuSvm, Boot::Kernel, 2),
-            smp(Platform::BochsSvm, Boot::Grub, 2),
-            smp(Platform::BochsVmx, Boot::Grub, 2),
-        ],
+        // Two CPUs: the guests run two at a time, one per CPU.
+        runs: VIRT_PLATFORMS_1_AND_2_CPUS,
         mem_mib: 256,
         instruction_clock: false,
         check: Check::Guests,
@@ -641,15 +634,8 @@ const CATALOGUE: &[Test] = &[
         cmdline: "loglvl=info selftest=domains",
         modules: SMP_CONFIGS,
         guests: &[passes("smp"), passes("fpu-vcpus")],
-        runs: &[
-            // One CPU: seven vCPUs and the pinned pair share it.
-            on(Platform::QemuSvm, Boot::Kernel),
-            on(Platform::BochsVmx, Boot::Grub),
-            on(Platform::BochsSvm, Boot::Grub),
-            smp(Platform::QemuSvm, Boot::Kernel, 2),
-            smp(Platform::BochsVmx, Boot::Grub, 2),
-            smp(Platform::BochsSvm, Boot::Grub, 2),
-        ],
+        // With one CPU, seven vCPUs and the pinned pair share it.
+        runs: VIRT_PLATFORMS_1_AND_2_CPUS,
         mem_mib: 256,
         instruction_clock: false,
         check: Check::Lines {
@@ -802,16 +788,9 @@ const CATALOGUE: &[Test] = &[
         cmdline: "loglvl=info selftest=guests",
         modules: &[],
         guests: &[passes("memory"), passes("zeros")],
-        runs: &[
-            on(Platform::QemuSvm, Boot::Kernel),
-            on(Platform::BochsSvm, Boot::Grub),
-            on(Platform::BochsVmx, Boot::Grub),
-            // Two CPUs: both guests run at once (so not necessarily on the same frames:
-            // the one-CPU runs show the reuse).
-            smp(Platform::QemuSvm, Boot::Kernel, 2),
-            smp(Platform::BochsSvm, Boot::Grub, 2),
-            smp(Platform::BochsVmx, Boot::Grub, 2),
-        ],
+        // Two CPUs: both guests run at once (so not necessarily on the same frames:
+        // the one-CPU runs show the reuse).
+        runs: VIRT_PLATFORMS_1_AND_2_CPUS,
         mem_mib: 256,
         instruction_clock: false,
         check: Check::Guests,

@@ -15,10 +15,10 @@ use ferrovisor::sched::{CpuId, Decision, SchedConfig, Scheduler, VcpuId, VcpuSta
 use ferrovisor::vcpu::Exit;
 use log::{info, warn};
 
+use super::VcpuBackend;
 use super::domain::{Blocked, Domain, Ending};
 use super::exits::{self, Outcome};
 use super::vcpu::{Backend, MAX_VCPUS, SLOTS, Vcpu};
-use super::{VcpuBackend, Vendor};
 use crate::percpu::{self, PerCpu};
 use crate::time;
 
@@ -143,9 +143,7 @@ pub fn run_this_cpu() -> ! {
         // Dying domains are destroyed (and restarted) by whichever CPU passes here once
         // their vCPUs are off every CPU, busy or not: a host kept busy by other domains
         // must not hold a dead domain's memory.
-        if DYING_COUNT.load(core::sync::atomic::Ordering::Acquire) != 0 {
-            reap();
-        }
+        reap();
         x86_64::instructions::interrupts::disable();
         wake_expired(cpu);
         cpu.need_resched
@@ -177,7 +175,8 @@ pub fn run_this_cpu() -> ! {
             }
         }
         let Some((id, guard)) = current.as_mut() else {
-            // Nothing to run: tidy up, then halt until the timer or a kick.
+            // Nothing to run: destroy what this CPU just put away, then halt until the
+            // timer or a kick.
             x86_64::instructions::interrupts::enable();
             reap();
             x86_64::instructions::interrupts::disable();
@@ -363,6 +362,9 @@ pub fn crash(
 /// applies the domain's `on_*` action.
 #[inline(never)]
 pub fn reap() {
+    if DYING_COUNT.load(core::sync::atomic::Ordering::Acquire) == 0 {
+        return;
+    }
     loop {
         // Lock order: DYING, then SCHED (in `take_stopped_vcpus`).
         let done = {
@@ -415,9 +417,4 @@ fn take_stopped_vcpus(domain: &Domain) -> Option<Vec<Vcpu>> {
         warn!("domain {}: scheduler: {e}", domain.id);
     }
     Some(vcpus)
-}
-
-/// The vendor every CPU uses (for building domains).
-pub fn vendor() -> Option<Vendor> {
-    Vendor::detect().ok()
 }

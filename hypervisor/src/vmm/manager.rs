@@ -226,9 +226,12 @@ pub struct Built {
 /// domain is not known to the scheduler yet.
 pub fn build(spec: &DomainSpec) -> Option<Built> {
     let (id, name) = (spec.id, spec.name.as_str());
-    let Some(vendor) = super::cpu_loop::vendor() else {
-        warn!("domain {id} ({name}): not created: no usable hardware virtualization");
-        return None;
+    let vendor = match super::Vendor::detect() {
+        Ok(vendor) => vendor,
+        Err(why) => {
+            warn!("domain {id} ({name}): not created: {why}");
+            return None;
+        }
     };
     let count = spec.vcpus as usize;
     if count == 0 || count > MAX_VCPUS_PER_DOMAIN {
